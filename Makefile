@@ -1,0 +1,60 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# Everything else here is what they are made of.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WEBCHAT_VERSION := 4.18.1
+WEBCHAT_JS := bot/web/static/vendor/webchat.js
+DATA_DIR ?= data
+SAMPLE_INDEX := $(DATA_DIR)/index.sqlite
+
+.PHONY: run test lint typecheck pytest eval bench install webchat chromium sample-index clean
+
+run: install webchat sample-index
+	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot serve
+
+test: install webchat chromium lint typecheck pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Microsoft's Web Chat bundle, from the npm registry (one self-contained file), served by the bot itself.
+webchat: $(WEBCHAT_JS)
+
+$(WEBCHAT_JS):
+	mkdir -p $(dir $@) build/npm
+	cd build/npm && npm pack --silent botframework-webchat@$(WEBCHAT_VERSION) >/dev/null
+	tar -xzf build/npm/botframework-webchat-$(WEBCHAT_VERSION).tgz -C build/npm package/dist/webchat.js
+	cp build/npm/package/dist/webchat.js $@
+
+# Debian's Chromium for the browser test (Playwright's own browser download does not work offline).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+sample-index: install
+	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot index samples/helpdesk --target local
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -q
+
+eval: install sample-index
+	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/python -m bench.eval
+
+bench: install webchat sample-index
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

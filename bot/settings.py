@@ -1,0 +1,75 @@
+"""Settings of the channel layer: the Bot Framework registration and the service's own `RAGBOT_*` knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AppType = Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"]
+
+
+class BotSettings(BaseSettings):
+    """`MicrosoftApp*` as Azure Bot Service samples name them, plus `RAGBOT_*` for this service."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    app_id: str = Field(default="", validation_alias=AliasChoices("MicrosoftAppId", "MICROSOFT_APP_ID"))
+    app_password: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD")
+    )
+    app_type: AppType = Field(
+        default="MultiTenant", validation_alias=AliasChoices("MicrosoftAppType", "MICROSOFT_APP_TYPE")
+    )
+    app_tenant_id: str = Field(
+        default="", validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias="RAGBOT_HOST")
+    port: int = Field(default=3978, ge=1, le=65535, validation_alias="RAGBOT_PORT")
+    public_hostname: str | None = Field(default=None, validation_alias="RAGBOT_PUBLIC_HOSTNAME")
+    app_name: str = Field(default="Contoso Help Desk", max_length=30, validation_alias="RAGBOT_APP_NAME")
+    data_dir: Path = Field(default=Path("data"), validation_alias="RAGBOT_DATA_DIR")
+    allowed_tenants: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="RAGBOT_ALLOWED_TENANTS"
+    )
+    user_turns_per_minute: int = Field(
+        default=20, ge=1, le=10_000, validation_alias="RAGBOT_USER_TURNS_PER_MINUTE"
+    )
+    show_intent: bool = Field(default=True, validation_alias="RAGBOT_SHOW_INTENT")
+    streaming: bool = Field(default=True, validation_alias="RAGBOT_STREAMING")
+    history_tokens: int = Field(default=2000, ge=0, le=100_000, validation_alias="RAGBOT_HISTORY_TOKENS")
+    storage: Literal["sqlite", "memory", "cosmos", "blob"] = Field(
+        default="sqlite", validation_alias="RAGBOT_STORAGE"
+    )
+    cosmos_endpoint: str | None = Field(default=None, validation_alias="RAGBOT_COSMOS_ENDPOINT")
+    cosmos_key: SecretStr | None = Field(default=None, validation_alias="RAGBOT_COSMOS_KEY")
+    cosmos_database: str = Field(default="ragbot", validation_alias="RAGBOT_COSMOS_DATABASE")
+    cosmos_container: str = Field(default="conversations", validation_alias="RAGBOT_COSMOS_CONTAINER")
+    blob_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="RAGBOT_BLOB_CONNECTION_STRING"
+    )
+    blob_container: str = Field(default="ragbot-state", validation_alias="RAGBOT_BLOB_CONTAINER")
+    direct_line_secret: SecretStr | None = Field(default=None, validation_alias="DIRECT_LINE_SECRET")
+    welcome_questions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "How do I connect to the VPN?",
+            "How do I reset my password?",
+            "How many days of annual leave do I get?",
+        ],
+        validation_alias="RAGBOT_WELCOME_QUESTIONS",
+    )
+
+    @field_validator("allowed_tenants", "welcome_questions", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            sep = "|" if "|" in value else ","
+            return [part.strip() for part in value.split(sep) if part.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Inbound JWT validation is on exactly when an app id is configured (Bot Framework's rule)."""
+        return bool(self.app_id)

@@ -1,0 +1,170 @@
+"""The answer contract every backend fulfils and everything downstream consumes.
+
+No backend's wire format leaks past these models: the bot renders an :class:`Answer`, stores
+:class:`Turn` objects, and streams :class:`AnswerDelta` values, whichever backend produced them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+DOC_MARKER = re.compile(r"\[doc(\d+)\]")
+
+REFUSAL = (
+    "The requested information is not available in the retrieved data. Please try another query or topic."
+)
+"""On Your Data's wording when `in_scope` is true and nothing relevant was retrieved."""
+
+
+class Citation(BaseModel):
+    """One retrieved document as the answer cites it; `[docN]` in the content is `citations[N-1]`."""
+
+    content: str
+    title: str | None = None
+    url: str | None = None
+    filepath: str | None = None
+    chunk_id: str | None = None
+    score: float | None = Field(default=None, description="rerank or retrieval score, when known")
+
+
+class RetrievedDocument(Citation):
+    """A document the search returned, kept or not (On Your Data's `all_retrieved_documents`)."""
+
+    search_queries: list[str] = Field(default_factory=list)
+    data_source_index: int = 0
+    original_search_score: float | None = None
+    filter_reason: Literal["score", "rerank"] | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ContentFilterResult(BaseModel):
+    """One content-filter category for the prompt or the completion."""
+
+    source: Literal["prompt", "completion"]
+    category: str
+    filtered: bool = False
+    severity: str | None = None
+    detected: bool | None = None
+
+
+class Answer(BaseModel):
+    """A grounded answer: content with `[docN]` markers, the documents they point at, and the intent."""
+
+    content: str
+    citations: list[Citation] = Field(default_factory=list)
+    intent: list[str] = Field(default_factory=list, description="the search queries the turn ran")
+    finish_reason: str | None = "stop"
+    usage: Usage | None = None
+    content_filter: list[ContentFilterResult] = Field(default_factory=list)
+    all_retrieved_documents: list[RetrievedDocument] = Field(default_factory=list)
+    alternatives: list[Answer] = Field(default_factory=list, description="choices 2..n when n > 1")
+
+    @property
+    def refused(self) -> bool:
+        """True for the in-scope refusal (nothing relevant was retrieved)."""
+        return self.content.strip() == REFUSAL
+
+    def cited_numbers(self) -> list[int]:
+        """The 1-based document numbers the content cites, in order of first use."""
+        seen: list[int] = []
+        for match in DOC_MARKER.finditer(self.content):
+            number = int(match.group(1))
+            if number not in seen:
+                seen.append(number)
+        return seen
+
+
+class AnswerDelta(BaseModel):
+    """One streamed piece of an answer.
+
+    `content` is text to append and never holds half a `[docN]` marker. Citations and intent arrive
+    once, usually before the first text; usage and finish_reason usually at the end.
+    """
+
+    content: str = ""
+    citations: list[Citation] | None = None
+    intent: list[str] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    content_filter: list[ContentFilterResult] | None = None
+
+
+class AnswerBuilder:
+    """Folds a stream of deltas into the :class:`Answer` a non-streaming call would have returned."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.answer = Answer(content="", finish_reason=None)
+
+    def add(self, delta: AnswerDelta) -> None:
+        self._parts.append(delta.content)
+        answer = self.answer
+        if delta.citations is not None:
+            answer.citations = delta.citations
+        if delta.intent is not None:
+            answer.intent = delta.intent
+        if delta.finish_reason is not None:
+            answer.finish_reason = delta.finish_reason
+        if delta.usage is not None:
+            answer.usage = delta.usage
+        if delta.content_filter:
+            answer.content_filter.extend(delta.content_filter)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def build(self) -> Answer:
+        return self.answer.model_copy(update={"content": self.text})
+
+
+class Turn(BaseModel):
+    """One stored message of a thread's history."""
+
+    role: Literal["user", "assistant"]
+    content: str
+    citations: list[Citation] = Field(default_factory=list)
+    intent: list[str] = Field(default_factory=list)
+
+
+class Asker(BaseModel):
+    """Who asks: used for security trimming (group ids) and for the `user` field sent upstream."""
+
+    user_id: str | None = None
+    tenant_id: str | None = None
+    aad_object_id: str | None = None
+    groups: list[str] = Field(default_factory=list)
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    """One contract, three backends: On Your Data, grounded (client-side), local (embedded)."""
+
+    name: str
+
+    async def answer(self, history: Sequence[Turn], question: str, user: Asker | None = None) -> Answer:
+        """Answer `question` given the thread's earlier turns."""
+        ...
+
+    def stream(
+        self, history: Sequence[Turn], question: str, user: Asker | None = None
+    ) -> AsyncIterator[AnswerDelta]:
+        """Stream the answer; folding the deltas with :class:`AnswerBuilder` gives `answer()`'s result."""
+        ...
+
+    async def ready(self) -> str | None:
+        """None when the backend can answer, else the reason it cannot (shown by `/readyz`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release sessions and files."""
+        ...

@@ -1,0 +1,34 @@
+"""A chunk of a source document: the unit both indexes store and the retrievers return."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Chunk(BaseModel):
+    """One searchable passage with everything a citation needs.
+
+    `id` is stable (same file, same position, same text -> same id) so re-indexing an unchanged
+    file rewrites nothing.
+    """
+
+    id: str
+    content: str
+    title: str | None = None
+    url: str | None = None
+    filepath: str
+    chunk_id: str = Field(description="position of the chunk in its file, as a string ('0', '1', ...)")
+    page: int | None = None
+    last_modified: str | None = None
+    content_hash: str = Field(description="hash of the whole source file the chunk came from")
+    heading_path: list[str] = Field(default_factory=list)
+    group_ids: list[str] = Field(default_factory=list, description="who may see it (security trimming)")
+
+
+class ScoredChunk(BaseModel):
+    """A retrieval hit: the chunk, its fused score and the query that found it."""
+
+    chunk: Chunk
+    score: float
+    query: str = ""
+    rerank_score: float | None = None

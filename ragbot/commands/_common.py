@@ -1,0 +1,38 @@
+"""What every command does first: read and validate settings, set up logging with secrets masked."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, SecretStr
+
+from bot.settings import BotSettings
+from rag.settings import Settings, load_settings, read_env_model
+from ragbot.logs import LogSettings, setup_logging
+
+
+class AllSettings(BaseModel):
+    rag: Settings
+    bot: BotSettings
+    log: LogSettings
+
+
+def load_all() -> AllSettings:
+    """Read every settings model; a bad value raises ConfigError naming the variable."""
+    return AllSettings(rag=load_settings(), bot=read_env_model(BotSettings), log=read_env_model(LogSettings))
+
+
+def secret_values(*models: BaseModel) -> list[str]:
+    """Every configured secret's plain value, for the log redaction filter."""
+    found: list[str] = []
+    for model in models:
+        for value in model.__dict__.values():
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                found.extend(secret_values(value))
+    return found
+
+
+def init() -> AllSettings:
+    settings = load_all()
+    setup_logging(settings.log, secret_values(settings.rag, settings.bot))
+    return settings

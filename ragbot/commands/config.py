@@ -1,0 +1,64 @@
+"""`ragbot config`: the effective settings, secrets masked, and which answer backend is active and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from rag.settings import choose_backend
+from ragbot.commands._common import load_all
+
+HELP = "show the effective settings (secrets masked) and the active answer backend"
+DESCRIPTION = """Print every setting ragbot reads, from the environment and .env, with secrets masked,
+and say which answer backend is active and why:
+
+  on_your_data  Azure OpenAI chat completions with an azure_search data source
+  grounded      On Your Data semantics on the client: Azure AI Search or the local
+                index, then Azure OpenAI, an OpenAI-compatible model or extractive answers
+  local         the embedded default: local index and extractive answers, no cloud
+
+A bad value fails here with the variable's name and the allowed range."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _masked(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if isinstance(value, SecretStr):
+            out[name] = "***" if value.get_secret_value() else None
+        elif isinstance(value, BaseModel):
+            out[name] = _masked(value)
+        else:
+            out[name] = json.loads(json.dumps(value, default=str))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_all()
+    choice = choose_backend(settings.rag)
+    groups = {
+        "backend": {"active": choice.name, "reason": choice.reason},
+        "azure_openai": _masked(settings.rag.openai),
+        "azure_search": _masked(settings.rag.search),
+        "ragbot": _masked(settings.rag.ragbot),
+        "bot": _masked(settings.bot),
+        "logging": _masked(settings.log),
+    }
+    groups["bot"]["auth"] = "on" if settings.bot.auth_enabled else "off (no MicrosoftAppId)"
+    if args.json:
+        print(json.dumps(groups, indent=2))
+        return 0
+    print(f"answer backend: {choice.name}\n  why: {choice.reason}")
+    for group, values in groups.items():
+        if group == "backend":
+            continue
+        print(f"\n[{group}]")
+        for name, value in values.items():
+            print(f"  {name} = {value if value not in (None, '', []) else '-'}")
+    return 0

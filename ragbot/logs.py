@@ -1,0 +1,98 @@
+"""The one logging set-up: readable lines by default, JSON lines with `RAGBOT_LOG_FORMAT=json`.
+
+Every record passes a redaction filter first, so a secret that reaches a log message, an
+exception text or an argument (keys, passwords, bearer tokens, Direct Line secrets) prints as `***`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MASK = "***"
+_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_.~+/=]{8,}"),
+    re.compile(
+        r"(?i)((?:api[-_]?key|password|secret|access[-_]?token|sig)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"
+    ),
+]
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGBOT_LOG_", env_file=".env", extra="ignore")
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    extra_secrets: list[str] = Field(default_factory=list, exclude=True)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask known secret values and anything shaped like a credential."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the record's message (args and exception included) with secrets masked."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        record.msg, record.args = redact(message, self.secrets), None
+        record.exc_info = None if record.exc_text else record.exc_info
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, plus any `extra=` fields."""
+
+    _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def setup_logging(
+    settings: LogSettings | None = None, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Configure the root logger once; `secrets` are the configured credential values to mask."""
+    settings = settings or LogSettings()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactingFilter([*secrets, *settings.extra_secrets]))
+    if settings.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "msrest", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,58 @@
+"""The command line, run as a user runs it: a real process with a clean environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ragbot(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RAGBOT_", "Microsoft"))}
+    return subprocess.run(
+        [sys.executable, "-m", "ragbot", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    result = ragbot("--help")
+    assert result.returncode == 0
+    for name in ("serve", "index", "ask", "config", "feedback", "teams-package"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "index", "ask", "config", "feedback", "teams-package"])
+def test_each_command_has_help(command: str) -> None:
+    result = ragbot(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: ragbot " + command in result.stdout
+
+
+def test_config_masks_secrets_and_names_backend(tmp_path: Path) -> None:
+    env = {"AZURE_SEARCH_KEY": "topsecretsearchkey", "AZURE_OPENAI_KEY": "topsecretaoaikey"}
+    result = ragbot("config", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "topsecret" not in result.stdout
+    data = json.loads(result.stdout)
+    assert data["azure_search"]["key"] == "***"
+    assert data["backend"]["active"] == "local"
+    assert data["bot"]["auth"].startswith("off")
+
+
+def test_config_bad_value_fails_clearly(tmp_path: Path) -> None:
+    result = ragbot("config", env={"AZURE_SEARCH_STRICTNESS": "0"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "AZURE_SEARCH_STRICTNESS='0'" in result.stderr and "1-5" in result.stderr
