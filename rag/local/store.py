@@ -1,0 +1,430 @@
+"""The embedded index: one SQLite file holding chunks, an FTS5 keyword index and float32 vectors.
+
+Why this shape: FTS5 (`porter unicode61`, `bm25()`) ships with Python's sqlite3, and an exact numpy matmul
+over the vectors (50k x 384 in a few ms) beats an ANN extension at this scale (and this Python's sqlite3
+cannot load extensions anyway). The vector matrix is held in memory and reloaded when the file changes, so
+a server keeps answering while `ragbot index` rewrites the store from another process.
+
+Concurrency: WAL mode and a busy timeout let one writer process and any number of reader processes share
+the file; every write is one transaction. Within a process, one `LocalStore` may be shared by threads (a
+lock serialises its use) and by an asyncio loop: searches are synchronous and take milliseconds, so they
+are called directly rather than through a thread pool.
+
+Scores: `keyword_search` returns `-bm25()` (>= 0, higher is better, unbounded: it grows with term rarity and
+the number of matched terms); `vector_search` returns the cosine similarity (-1..1, higher is better).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from pydantic import BaseModel
+
+from rag.documents import Chunk, ScoredChunk
+from rag.errors import ConfigError
+from rag.local.embedder import DIMENSIONS, MODEL_NAME
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_S = 30.0
+MAX_QUERY_TERMS = 64  # bounds the cost of a pasted wall of text; the first terms carry the question
+# bm25 column weights for (title, headings, content): a hit in a title says more than one in a body.
+BM25_WEIGHTS = (2.0, 1.5, 1.0)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (filepath TEXT PRIMARY KEY, content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so a row number always names one vector
+    id TEXT NOT NULL UNIQUE,
+    filepath TEXT NOT NULL,
+    title TEXT NOT NULL,
+    headings TEXT NOT NULL,
+    content TEXT NOT NULL,
+    groups TEXT NOT NULL,    -- JSON list of group ids; '[]' = public
+    data TEXT NOT NULL,      -- the whole Chunk as JSON
+    vector BLOB NOT NULL     -- float32, little-endian, L2-normalised
+);
+CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (filepath);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
+    title, headings, content, content='chunks', content_rowid='row', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, title, headings, content)
+    VALUES (new.row, new.title, new.headings, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, title, headings, content)
+    VALUES ('delete', old.row, old.title, old.headings, old.content);
+END;
+"""
+
+# Fields whose change makes a chunk "updated"; the file hash and date change for every chunk of an edited
+# file, so they are refreshed silently.
+_COMPARED_FIELDS = {"content", "title", "url", "page", "heading_path", "group_ids", "chunk_id"}
+
+_TERM = re.compile(r"[^\W_]+")  # runs of letters/digits: what the unicode61 tokenizer keeps
+
+
+class StoreMismatchError(ConfigError):
+    """The file was built by another embedding model (or dimensions, or schema): re-index into a new file."""
+
+
+class FileChange(BaseModel):
+    """What `replace_file` did, counted by chunk id."""
+
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+def fts_query(text: str) -> str:
+    """Arbitrary user text as an FTS5 query that cannot fail or carry operators.
+
+    Every letter/digit run becomes a quoted string (so `NOT`, `NEAR`, `col:`, `*`, `-`, `^` and quotes are
+    plain text), and the terms are OR-ed so a passage matching only some of them still scores; bm25 ranks
+    passages matching more and rarer terms first. Identifiers such as `0x80070005` or `809` stay one term.
+    Returns "" when there is nothing to search for.
+    """
+    terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(text)))[:MAX_QUERY_TERMS]
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+class _Vectors:
+    """The in-memory copy of every vector plus what vector search needs to trim by group."""
+
+    def __init__(
+        self, rows: np.ndarray, matrix: np.ndarray, public: np.ndarray, by_group: dict[str, np.ndarray]
+    ):
+        self.rows = rows
+        self.matrix = matrix
+        self.public = public
+        self.by_group = by_group
+
+    def allowed(self, groups: Sequence[str]) -> np.ndarray:
+        mask = self.public.copy()
+        for group in groups:
+            index = self.by_group.get(group)
+            if index is not None:
+                mask[index] = True
+        return mask
+
+
+class LocalStore:
+    """One SQLite file of chunks searchable by keywords (FTS5 bm25) and by vector (exact cosine)."""
+
+    def __init__(self, path: Path, *, dimensions: int = DIMENSIONS, embedder_name: str = MODEL_NAME) -> None:
+        if dimensions < 1:
+            raise ValueError(f"dimensions must be positive, got {dimensions}")
+        self.path = Path(path)
+        self.dimensions = dimensions
+        self.embedder_name = embedder_name
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._write():
+                for statement in _split_script(_SCHEMA):
+                    self._db.execute(statement)
+                self._check_meta()
+        except BaseException:
+            self._db.close()
+            raise
+        self._vectors: _Vectors | None = None
+        self._loaded_version: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._vectors = None
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One IMMEDIATE transaction (takes the write lock up front, waiting up to the busy timeout)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._vectors = None  # our own commits do not move PRAGMA data_version
+
+    def _check_meta(self) -> None:
+        wanted = {
+            "schema_version": SCHEMA_VERSION,
+            "embedder": self.embedder_name,
+            "dimensions": str(self.dimensions),
+        }
+        found = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not found:
+            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
+            return
+        wrong = [
+            f"{key} is {found.get(key)!r}, expected {value!r}"
+            for key, value in wanted.items()
+            if found.get(key) != value
+        ]
+        if wrong:
+            raise StoreMismatchError(
+                f"{self.path} was built differently ({'; '.join(wrong)}): "
+                "re-index into a new file or use the embedding model it was built with"
+            )
+
+    # -- write side (indexing) ---------------------------------------------------------------------
+
+    def file_hashes(self) -> dict[str, str]:
+        """filepath -> content hash of every file in the store (to skip unchanged files)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT filepath, content_hash FROM files").fetchall())
+
+    def files(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT filepath FROM files ORDER BY filepath")]
+
+    def count(self) -> int:
+        """Number of chunks."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def replace_file(
+        self,
+        filepath: str,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        *,
+        content_hash: str | None = None,
+    ) -> FileChange:
+        """Make `chunks` the file's only chunks, in one transaction; chunks no longer produced are deleted.
+
+        `vectors` has one row per chunk (normalised here). `content_hash` defaults to the chunks' own; pass
+        it for a file that now yields no chunks so it is still remembered as indexed (without it, an empty
+        replacement forgets the file).
+        """
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(chunks), self.dimensions):
+            raise ValueError(
+                f"expected vectors of shape ({len(chunks)}, {self.dimensions}), got {vectors.shape}"
+            )
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors contain NaN or infinity")
+        hashes = {chunk.content_hash for chunk in chunks}
+        if content_hash is not None:
+            hashes.add(content_hash)
+        if len(hashes) > 1:
+            raise ValueError(f"chunks of {filepath} carry different content hashes: {sorted(hashes)}")
+        ids = [chunk.id for chunk in chunks]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate chunk ids in {filepath}")
+        strangers = sorted({chunk.filepath for chunk in chunks} - {filepath})
+        if strangers:
+            raise ValueError(f"chunks for {filepath} name other files: {strangers}")
+        vectors = _normalised(vectors)
+
+        change = FileChange()
+        with self._write():
+            existing = {
+                row[0]: (row[1], row[2])
+                for row in self._db.execute(
+                    "SELECT id, row, data FROM chunks WHERE filepath = ?", (filepath,)
+                )
+            }
+            taken = self._taken_elsewhere(filepath, ids)
+            if taken:
+                raise ValueError(f"chunk ids of {filepath} already belong to other files: {taken[:5]}")
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                old = existing.pop(chunk.id, None)
+                data = chunk.model_dump_json()
+                if old is not None:
+                    before = Chunk.model_validate_json(old[1])
+                    if before.model_dump(include=_COMPARED_FIELDS) == chunk.model_dump(
+                        include=_COMPARED_FIELDS
+                    ):
+                        self._db.execute("UPDATE chunks SET data = ? WHERE row = ?", (data, old[0]))
+                        continue
+                    self._db.execute("DELETE FROM chunks WHERE row = ?", (old[0],))
+                    change.updated += 1
+                else:
+                    change.added += 1
+                self._insert(chunk, data, vector)
+            for row, _ in existing.values():
+                self._db.execute("DELETE FROM chunks WHERE row = ?", (row,))
+            change.deleted = len(existing)
+            file_hash = next(iter(hashes), None)
+            if file_hash is None:
+                self._db.execute("DELETE FROM files WHERE filepath = ?", (filepath,))
+            else:
+                self._db.execute(
+                    "INSERT INTO files (filepath, content_hash) VALUES (?, ?) "
+                    "ON CONFLICT (filepath) DO UPDATE SET content_hash = excluded.content_hash",
+                    (filepath, file_hash),
+                )
+        return change
+
+    def delete_file(self, filepath: str) -> int:
+        """Remove a file and its chunks; returns how many chunks went."""
+        with self._write():
+            deleted = self._db.execute("DELETE FROM chunks WHERE filepath = ?", (filepath,)).rowcount
+            self._db.execute("DELETE FROM files WHERE filepath = ?", (filepath,))
+        return int(deleted)
+
+    def _taken_elsewhere(self, filepath: str, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        rows = self._db.execute(
+            "SELECT id FROM chunks WHERE filepath != ? AND id IN (SELECT value FROM json_each(?))",
+            (filepath, json.dumps(ids)),
+        )
+        return [row[0] for row in rows]
+
+    def _insert(self, chunk: Chunk, data: str, vector: np.ndarray) -> None:
+        self._db.execute(
+            "INSERT INTO chunks (id, filepath, title, headings, content, groups, data, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                chunk.id,
+                chunk.filepath,
+                chunk.title or "",
+                " / ".join(chunk.heading_path),
+                chunk.content,
+                json.dumps(sorted(set(chunk.group_ids))),
+                data,
+                vector.astype("<f4").tobytes(),
+            ),
+        )
+
+    # -- read side (retrievers) --------------------------------------------------------------------
+
+    def keyword_search(self, query: str, top: int, groups: Sequence[str] | None = None) -> list[ScoredChunk]:
+        """The `top` best bm25 matches for any user text (see `fts_query`); score = -bm25, higher is better.
+
+        `groups`: None = no security trimming; otherwise only public chunks and chunks sharing a group.
+        """
+        match = fts_query(query)
+        if not match or top < 1:
+            return []
+        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        trim = ""
+        params: list[object] = [match]
+        if groups is not None:
+            trim = (
+                "AND (c.groups = '[]' OR EXISTS (SELECT 1 FROM json_each(c.groups) AS g "
+                "WHERE g.value IN (SELECT value FROM json_each(?))))"
+            )
+            params.append(json.dumps(list(groups)))
+        params.append(top)
+        sql = (
+            f"SELECT c.data, bm25(chunks_fts, {weights}) AS rank FROM chunks_fts "
+            f"JOIN chunks AS c ON c.row = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? {trim} ORDER BY rank LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [
+            ScoredChunk(chunk=Chunk.model_validate_json(data), score=-float(rank), query=query)
+            for data, rank in rows
+        ]
+
+    def vector_search(
+        self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None
+    ) -> list[ScoredChunk]:
+        """The `top` nearest chunks by cosine similarity (exact); `groups` trims as in `keyword_search`."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape != (self.dimensions,):
+            raise ValueError(f"expected a vector of {self.dimensions} dimensions, got {query.shape[0]}")
+        if top < 1:
+            return []
+        query = _normalised(query)
+        with self._lock:
+            vectors = self._current_vectors()
+            if not len(vectors.rows):
+                return []
+            scores = vectors.matrix @ query
+            if groups is not None:
+                scores = np.where(vectors.allowed(groups), scores, -np.inf)
+            k = min(top, len(scores))
+            best = np.argpartition(-scores, k - 1)[:k]
+            best = best[np.argsort(-scores[best], kind="stable")]
+            best = best[np.isfinite(scores[best])]
+            wanted = {int(vectors.rows[i]): float(scores[i]) for i in best}
+            found = dict(
+                self._db.execute(
+                    "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(wanted)),),
+                ).fetchall()
+            )
+        # a row can vanish if another process committed since the reload; skip it
+        return [
+            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=score)
+            for row, score in wanted.items()
+            if row in found
+        ]
+
+    def _current_vectors(self) -> _Vectors:
+        """The in-memory vectors, reloaded if this or another connection has committed since."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if self._vectors is None or version != self._loaded_version:
+            self._vectors = self._load_vectors()
+            self._loaded_version = version
+        return self._vectors
+
+    def _load_vectors(self) -> _Vectors:
+        rows: list[int] = []
+        blobs: list[bytes] = []
+        members: dict[str, list[int]] = {}
+        public: list[bool] = []
+        cursor = self._db.execute("SELECT row, groups, vector FROM chunks ORDER BY row")
+        for index, (row, groups, blob) in enumerate(cursor):
+            rows.append(row)
+            blobs.append(blob)
+            group_ids = json.loads(groups)
+            public.append(not group_ids)
+            for group in group_ids:
+                members.setdefault(group, []).append(index)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), self.dimensions)
+        return _Vectors(
+            rows=np.array(rows, dtype=np.int64),
+            matrix=matrix,
+            public=np.array(public, dtype=bool),
+            by_group={group: np.array(index, dtype=np.int64) for group, index in members.items()},
+        )
+
+
+def _split_script(script: str) -> list[str]:
+    """Statements of `_SCHEMA` (executescript would commit the surrounding transaction)."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.strip().splitlines():
+        current.append(line)
+        joined = "\n".join(current)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    return statements
