@@ -66,9 +66,10 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
 END;
 """
 
-# Fields whose change makes a chunk "updated"; the file hash and date change for every chunk of an edited
-# file, so they are refreshed silently.
-_COMPARED_FIELDS = {"content", "title", "url", "page", "heading_path", "group_ids", "chunk_id"}
+# Fields whose change makes a chunk "updated" (what a search or a citation shows). The file hash and date
+# change for every chunk of an edited file and the position when text above it moves, so those are
+# refreshed silently.
+_COMPARED_FIELDS = {"content", "title", "url", "page", "heading_path", "group_ids"}
 
 _TERM = re.compile(r"[^\W_]+")  # runs of letters/digits: what the unicode61 tokenizer keeps
 

@@ -1,0 +1,376 @@
+"""The embedded store on real SQLite files: incremental replacement, both searches, trimming, reloads."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag.documents import Chunk
+from rag.errors import ConfigError
+from rag.local.store import FileChange, LocalStore, StoreMismatchError, fts_query
+
+DIMS = 8
+PASSAGES = {
+    "password": "To reset a forgotten password, open the self-service portal and verify your phone number.",
+    "printer": "The printer on floor 3 jams when the paper tray is overfilled; call facilities.",
+    "vpn": "VPN error 809 means the firewall blocks the L2TP ports; use the SSTP profile instead.",
+    "access": "Error 0x80070005 is access denied: ask the file share owner to grant you permission.",
+    "holiday": "Annual leave requests go through the HR portal at least two weeks in advance.",
+    "laptop": "Lost laptops must be reported to the service desk within one hour.",
+}
+
+
+def unit(seed: int, dims: int = DIMS) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def chunk(
+    key: str,
+    position: int,
+    *,
+    filepath: str = "kb.md",
+    content_hash: str = "h1",
+    groups: tuple[str, ...] = (),
+) -> Chunk:
+    return Chunk(
+        id=f"{filepath}#{key}",
+        content=PASSAGES[key],
+        title=key.title(),
+        filepath=filepath,
+        chunk_id=str(position),
+        content_hash=content_hash,
+        group_ids=list(groups),
+    )
+
+
+def vectors_for(chunks: list[Chunk]) -> np.ndarray:
+    keys = list(PASSAGES)
+    rows = [unit(keys.index(c.id.split("#")[1])) for c in chunks]
+    return np.array(rows, dtype=np.float32).reshape(len(chunks), DIMS)
+
+
+def ids(hits: list) -> list[str]:
+    return [hit.chunk.id for hit in hits]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LocalStore]:
+    with LocalStore(tmp_path / "index.sqlite", dimensions=DIMS, embedder_name="test") as opened:
+        yield opened
+
+
+def fill(store: LocalStore, keys: list[str], filepath: str = "kb.md", **kwargs: object) -> FileChange:
+    chunks = [chunk(key, i, filepath=filepath, **kwargs) for i, key in enumerate(keys)]  # type: ignore[arg-type]
+    return store.replace_file(filepath, chunks, vectors_for(chunks))
+
+
+def test_replace_file_counts_by_chunk_id_and_leaves_no_stale_chunk(store: LocalStore) -> None:
+    assert fill(store, ["password", "printer", "vpn"]) == FileChange(added=3)
+    assert store.count() == 3
+
+    # same text again (file hash changed): nothing counted, hash refreshed
+    assert fill(store, ["password", "printer", "vpn"], content_hash="h2") == FileChange()
+    assert store.file_hashes() == {"kb.md": "h2"}
+
+    # the file shrinks and one passage changes: printer kept, vpn changed, password gone, laptop new
+    edited = [chunk("printer", 0, content_hash="h3"), chunk("vpn", 1, content_hash="h3")]
+    edited[1] = edited[1].model_copy(update={"content": "VPN error 809: switch to the SSTP profile."})
+    edited.append(chunk("laptop", 2, content_hash="h3"))
+    assert store.replace_file("kb.md", edited, vectors_for(edited)) == FileChange(
+        added=1, updated=1, deleted=1
+    )
+    assert store.count() == 3
+    assert ids(store.keyword_search("forgotten password phone", 10)) == []
+    assert "kb.md#password" not in ids(store.vector_search(unit(0), 10))
+    hits = store.keyword_search("SSTP", 10)
+    assert [h.chunk.content for h in hits] == ["VPN error 809: switch to the SSTP profile."]
+    assert store.vector_search(unit(5), 1)[0].chunk.id == "kb.md#laptop"
+
+
+def test_files_hashes_and_delete_file(store: LocalStore) -> None:
+    fill(store, ["password", "printer"], filepath="a.md", content_hash="ha")
+    fill(store, ["vpn"], filepath="b.md", content_hash="hb")
+    assert store.files() == ["a.md", "b.md"]
+    assert store.file_hashes() == {"a.md": "ha", "b.md": "hb"}
+
+    assert store.delete_file("a.md") == 2
+    assert store.files() == ["b.md"]
+    assert store.count() == 1
+    assert store.keyword_search("printer", 5) == []
+    assert ids(store.vector_search(unit(1), 5)) == ["b.md#vpn"]
+    assert store.delete_file("a.md") == 0
+
+
+def test_a_file_without_chunks_is_remembered_only_with_its_hash(store: LocalStore) -> None:
+    fill(store, ["password"], filepath="empty.md")
+    assert store.replace_file("empty.md", [], np.zeros((0, DIMS)), content_hash="h9") == FileChange(deleted=1)
+    assert store.file_hashes() == {"empty.md": "h9"}
+    assert store.count() == 0
+    store.replace_file("empty.md", [], np.zeros((0, DIMS)))
+    assert store.file_hashes() == {}
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda c, v: ("kb.md", c, v[:1]), "shape"),
+        (lambda c, v: ("kb.md", c, np.zeros((len(c), DIMS + 1))), "shape"),
+        (lambda c, v: ("kb.md", c, np.full_like(v, np.nan)), "NaN"),
+        (lambda c, v: ("other.md", c, v), "other files"),
+        (lambda c, v: ("kb.md", [c[0], c[0]], v), "duplicate"),
+        (lambda c, v: ("kb.md", [c[0], c[1].model_copy(update={"content_hash": "x"})], v), "hashes"),
+    ],
+)
+def test_bad_replacements_are_refused_and_change_nothing(store: LocalStore, make_args, message: str) -> None:
+    fill(store, ["holiday"])
+    chunks = [chunk("password", 0), chunk("printer", 1)]
+    with pytest.raises(ValueError, match=message):
+        store.replace_file(*make_args(chunks, vectors_for(chunks)))
+    assert store.count() == 1
+    assert store.file_hashes() == {"kb.md": "h1"}
+
+
+def test_a_chunk_id_cannot_move_silently_between_files(store: LocalStore) -> None:
+    fill(store, ["password"], filepath="a.md")
+    stolen = chunk("password", 0, filepath="b.md").model_copy(update={"id": "a.md#password"})
+    with pytest.raises(ValueError, match="other files"):
+        store.replace_file("b.md", [stolen], vectors_for([chunk("password", 0)]))
+    assert store.files() == ["a.md"]
+
+
+def test_keyword_search_ranks_matches_and_scores_partial_ones(store: LocalStore) -> None:
+    fill(store, list(PASSAGES))
+    hits = store.keyword_search("how do I reset my password?", 5)
+    assert ids(hits)[0] == "kb.md#password"
+    # OR semantics: a query mixing two topics finds both, best match first
+    hits = store.keyword_search("printer paper tray password", 5)
+    assert ids(hits)[:2] == ["kb.md#printer", "kb.md#password"]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert all(h.query == "printer paper tray password" for h in hits)
+    # porter stemming: "jammed" finds "jams"
+    assert ids(store.keyword_search("jammed", 5)) == ["kb.md#printer"]
+    assert len(store.keyword_search("portal", 1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("0x80070005", "kb.md#access"),
+        ("I get 0x80070005 when opening the share", "kb.md#access"),
+        ("error 809", "kb.md#vpn"),
+        ("809", "kb.md#vpn"),
+        ("L2TP", "kb.md#vpn"),
+    ],
+)
+def test_identifiers_and_error_codes_are_searchable(store: LocalStore, query: str, expected: str) -> None:
+    fill(store, list(PASSAGES))
+    assert ids(store.keyword_search(query, 3))[0] == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "NOT printer",
+        "printer NOT",
+        "printer AND",
+        "NEAR(printer jams, 2)",
+        "title:printer",
+        "content : printer",
+        '"printer',
+        'printer"',
+        '""printer""',
+        "-printer",
+        "printer*",
+        "^printer",
+        "(printer",
+        "printer)",
+        "{title content}: printer",
+        "printer + + OR OR",
+        "printer's",
+    ],
+)
+def test_fts_syntax_in_user_text_is_plain_text(store: LocalStore, query: str) -> None:
+    fill(store, list(PASSAGES))
+    assert ids(store.keyword_search(query, 3))[0] == "kb.md#printer"
+
+
+@pytest.mark.parametrize("query", ["", "   ", "***", '"', "-", ":", "()", "NOT", "¿?", "\x00"])
+def test_queries_without_terms_find_nothing(store: LocalStore, query: str) -> None:
+    fill(store, list(PASSAGES))
+    assert store.keyword_search(query, 5) == []
+
+
+def test_unicode_terms_are_searchable(store: LocalStore) -> None:
+    text = "Der Drucker im Büro druckt nicht. 打印机 不工作"
+    c = chunk("printer", 0).model_copy(update={"content": text})
+    store.replace_file("kb.md", [c], vectors_for([chunk("printer", 0)]))
+    assert ids(store.keyword_search("büro", 1)) == ["kb.md#printer"]
+    assert ids(store.keyword_search("BURO", 1)) == ["kb.md#printer"]  # diacritics and case folded
+    assert ids(store.keyword_search("打印机", 1)) == ["kb.md#printer"]
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
+    with LocalStore(tmp_path_factory.mktemp("fuzz") / "i.sqlite", dimensions=DIMS, embedder_name="t") as s:
+        fill(s, list(PASSAGES))
+        yield s
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=200))
+def test_any_text_is_a_safe_query(filled: LocalStore, text: str) -> None:
+    query = fts_query(text)
+    assert query.count('"') % 2 == 0
+    hits = filled.keyword_search(text, 3)
+    assert len(hits) <= 3
+    assert all(h.score >= 0 for h in hits)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                '"',
+                "NOT",
+                "AND",
+                "OR",
+                "NEAR",
+                "(",
+                ")",
+                ":",
+                "*",
+                "-",
+                "^",
+                "+",
+                "{",
+                "}",
+                "title",
+                "printer",
+                "809",
+                " ",
+            ]
+        ),
+        max_size=20,
+    )
+)
+def test_any_mix_of_fts_operators_is_a_safe_query(filled: LocalStore, parts: list[str]) -> None:
+    hits = filled.keyword_search(" ".join(parts), 10)
+    # operators are ordinary words: a passage is found iff it contains one of the words
+    words = {part.lower() for part in parts if part.isalnum()}
+    expected = {
+        f"kb.md#{key}"
+        for key, text in PASSAGES.items()
+        if words & set(re.findall(r"\w+", f"{key} {text}".lower()))
+    }
+    assert set(ids(hits)) == expected
+
+
+def test_vector_search_orders_by_cosine(store: LocalStore) -> None:
+    fill(store, list(PASSAGES))
+    rng = np.random.default_rng(42)
+    query = unit(2) + 0.05 * rng.standard_normal(DIMS).astype(np.float32)
+    hits = store.vector_search(query * 7.0, 6)  # the query need not be normalised
+    assert hits[0].chunk.id == "kb.md#vpn"
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert 0.95 < scores[0] <= 1.0 + 1e-6
+    assert len(hits) == len(PASSAGES)
+    assert store.vector_search(unit(3), 1)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(store.vector_search(query, 2)) == 2
+    with pytest.raises(ValueError, match="dimensions"):
+        store.vector_search(np.ones(DIMS + 1), 3)
+
+
+def test_groups_trim_both_searches(store: LocalStore) -> None:
+    fill(store, ["password"], filepath="public.md")
+    fill(store, ["holiday"], filepath="hr.md", groups=("hr", "managers"))
+    fill(store, ["laptop"], filepath="it.md", groups=("it",))
+    everything = {"public.md#password", "hr.md#holiday", "it.md#laptop"}
+    query = "portal service desk hour password annual"
+
+    def both(groups: list[str] | None) -> tuple[set[str], set[str]]:
+        keyword = set(ids(store.keyword_search(query, 10, groups=groups)))
+        vector = set(ids(store.vector_search(unit(4) + unit(5) + unit(0), 10, groups=groups)))
+        return keyword, vector
+
+    assert both(None) == (everything, everything)
+    assert both([]) == ({"public.md#password"}, {"public.md#password"})
+    assert both(["managers"]) == ({"public.md#password", "hr.md#holiday"},) * 2
+    assert both(["it", "nobody"]) == ({"public.md#password", "it.md#laptop"},) * 2
+    assert both(["hr", "it"]) == (everything, everything)
+
+
+def test_a_reader_sees_what_another_connection_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    with LocalStore(path, dimensions=DIMS) as reader, LocalStore(path, dimensions=DIMS) as writer:
+        assert reader.vector_search(unit(0), 3) == []  # loads the (empty) matrix
+        fill(writer, ["password", "printer"])
+        assert ids(reader.vector_search(unit(1), 1)) == ["kb.md#printer"]
+        writer.delete_file("kb.md")
+        assert reader.vector_search(unit(1), 3) == []
+        fill(writer, ["vpn"], filepath="b.md")
+        assert ids(reader.vector_search(unit(1), 3)) == ["b.md#vpn"]
+        assert reader.file_hashes() == {"b.md": "h1"}
+
+
+def test_a_store_built_for_another_model_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path, dimensions=DIMS, embedder_name="model-a") as first:
+        fill(first, ["password"])
+    for kwargs in (
+        {"dimensions": DIMS, "embedder_name": "model-b"},
+        {"dimensions": 16, "embedder_name": "model-a"},
+    ):
+        with pytest.raises(StoreMismatchError, match="built differently") as caught:
+            LocalStore(path, **kwargs)  # type: ignore[arg-type]
+        assert isinstance(caught.value, ConfigError)
+    with LocalStore(path, dimensions=DIMS, embedder_name="model-a") as again:
+        assert again.count() == 1
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from rag.documents import Chunk
+    from rag.local.store import LocalStore
+
+    with LocalStore(sys.argv[1], dimensions=4) as store:
+        for round in range(60):
+            n = 1 + round % 5
+            chunks = [Chunk(id=f"f.md#{i}", content=f"round {round} passage {i} printer", filepath="f.md",
+                            chunk_id=str(i), content_hash=str(round)) for i in range(n)]
+            store.replace_file("f.md", chunks, np.tile(np.eye(4, dtype=np.float32)[:1], (n, 1)))
+    """
+)
+
+
+def test_searching_while_another_process_writes(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sqlite"
+    with LocalStore(path, dimensions=4) as reader:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+        seen: set[int] = set()
+        while writer.poll() is None:
+            hits = reader.vector_search(np.array([1, 0, 0, 0], dtype=np.float32), 10)
+            keyword = reader.keyword_search("printer passage", 10)
+            # each snapshot is one whole file version: 1..5 chunks of a single round
+            seen.add(len(hits))
+            assert len({h.chunk.content_hash for h in hits}) <= 1
+            assert len(keyword) <= 5
+        assert writer.wait() == 0
+        final = reader.vector_search(np.array([1, 0, 0, 0], dtype=np.float32), 10)
+        assert len(final) == 5 and {h.chunk.content_hash for h in final} == {"59"}
+        assert reader.count() == 5
+        assert seen <= {0, 1, 2, 3, 4, 5}
