@@ -44,7 +44,7 @@ def claim(source: Source, *, detailed: bool = True, markdown_text: bool = False)
         appearance["text"] = cut_block(source.excerpt, TEXT_CHARS if detailed else ABSTRACT_CHARS)
         appearance["encodingFormat"] = "text/markdown"
     if detailed:
-        abstract = cut(source.excerpt, ABSTRACT_CHARS)
+        abstract = cut(source.summary, ABSTRACT_CHARS)
         if abstract:
             appearance["abstract"] = abstract
         found = keywords(source.keywords)

@@ -145,7 +145,12 @@ class Source:
 
     @property
     def excerpt(self) -> str:
-        """The chunk's text without Markdown heading marks."""
+        """The chunk's text as written (Markdown)."""
+        return self.citation.content.strip()
+
+    @property
+    def summary(self) -> str:
+        """The chunk's text without Markdown heading marks, for a one-line abstract."""
         return _HEADING.sub("", self.citation.content).strip()
 
     @property
