@@ -1,0 +1,7 @@
+"""Direct Line for Web Chat: a local Direct Line 3.0 subset (no secret configured) or the token
+exchange with Azure's Direct Line (`DIRECT_LINE_SECRET` set)."""
+
+from bot.directline.azure import AzureDirectLine, DirectLineUnavailable
+from bot.directline.service import LocalDirectLine
+
+__all__ = ["AzureDirectLine", "DirectLineUnavailable", "LocalDirectLine"]

@@ -1,0 +1,355 @@
+"""The local Direct Line 3.0 subset: what Web Chat calls under `/v3/directline`, and the connector
+routes the bot's replies come back to under `/v3/conversations` (the `serviceUrl` it is given).
+
+User activities go to the bot's own `POST /api/messages` on the address the request came in on, one
+at a time per conversation, in the background: the browser's POST returns as soon as the echo is
+stored, so a long streamed answer never leaves the user's message "sending".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from pydantic import BaseModel, Field, ValidationError
+
+from bot.directline.store import Activity, Conversation, ConversationStore, Subscriber
+from bot.directline.tokens import TOKEN_LIFETIME_S, TokenClaims, TokenError, TokenIssuer
+from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v3/directline"
+CHANNEL_ID = "directline"
+MAX_USER_ACTIVITY_BYTES = 32 * 1024
+MAX_PENDING_DELIVERIES = 10
+CLEANUP_INTERVAL_S = 60.0
+BOT_TURN_TIMEOUT_S = 300.0
+
+
+class User(BaseModel):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-:.@]{1,64}$")
+    name: str | None = Field(default=None, max_length=100)
+
+
+class TokenRequest(BaseModel):
+    user: User | None = None
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    429: web.HTTPTooManyRequests,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def error(status: int, code: str, message: str) -> web.HTTPException:
+    """Direct Line's error body shape: {"error": {"code", "message"}}."""
+    body = json.dumps({"error": {"code": code, "message": message}})
+    if status == 413:
+        return web.HTTPRequestEntityTooLarge(
+            MAX_USER_ACTIVITY_BYTES, text=body, content_type="application/json"
+        )
+    return _ERRORS[status](text=body, content_type="application/json")
+
+
+def bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise error(401, "MissingToken", "Authorization: Bearer <token> is required")
+    return token.strip()
+
+
+def parse_watermark(request: web.Request) -> int | None:
+    raw = request.query.get("watermark", "")
+    if raw in ("", "null", "undefined"):
+        return None
+    if not raw.isdigit():
+        raise error(400, "BadArgument", f"watermark must be a non-negative integer, got {raw[:20]!r}")
+    return int(raw)
+
+
+def local_base_url(request: web.Request) -> str:
+    """This server as its own process sees it: the socket address the request arrived on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not isinstance(sockname, tuple):
+        raise error(503, "ServiceUnavailable", "the local Direct Line needs a TCP listener")
+    host, port = sockname[0], sockname[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class LocalDirectLine:
+    """One per app: the conversations, the token issuer and the HTTP session that calls the bot."""
+
+    def __init__(self, settings: BotSettings, store: ConversationStore | None = None) -> None:
+        self.store = store or ConversationStore()
+        self.tokens = TokenIssuer()
+        self.bot = {"id": settings.app_id or "ragbot", "name": settings.app_name, "role": "bot"}
+        self._session: ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """aiohttp cleanup context: HTTP session and idle-expiry task up, then everything down."""
+        self._session = ClientSession(timeout=ClientTimeout(total=BOT_TURN_TIMEOUT_S))
+        cleaner = asyncio.create_task(self._expire_forever())
+        yield
+        cleaner.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(cleaner, *self._tasks, return_exceptions=True)
+        await self._session.close()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Close every stream so open WebSockets do not hold the shutdown."""
+        self.store.close()
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CLEANUP_INTERVAL_S)
+            if gone := self.store.expire():
+                log.info("direct line: %d idle conversation(s) expired", gone)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.cleanup_ctx.append(self.lifecycle)
+        app.on_shutdown.append(self.on_shutdown)
+        r = app.router
+        r.add_post(f"{PREFIX}/tokens/generate", self.generate_token)
+        r.add_post(f"{PREFIX}/tokens/refresh", self.refresh_token)
+        r.add_post(f"{PREFIX}/conversations", self.start_conversation)
+        r.add_get(f"{PREFIX}/conversations/{{cid}}", self.reconnect)
+        r.add_post(f"{PREFIX}/conversations/{{cid}}/activities", self.post_user_activity)
+        r.add_get(f"{PREFIX}/conversations/{{cid}}/activities", self.get_activities)
+        r.add_get(f"{PREFIX}/conversations/{{cid}}/stream", self.stream)
+        r.add_post("/v3/conversations/{cid}/activities", self.post_bot_activity)
+        r.add_post("/v3/conversations/{cid}/activities/{aid}", self.post_bot_activity)
+        r.add_put("/v3/conversations/{cid}/activities/{aid}", self.post_bot_activity)
+
+    # --- tokens --------------------------------------------------------------------------------------
+
+    def new_token(self, user: User | None = None) -> dict[str, Any]:
+        """A fresh conversation id and a token bound to it and to a user (`dl_...` when none is given)."""
+        conversation_id = secrets.token_urlsafe(18)
+        user_id = (user.id if user else None) or f"dl_{secrets.token_urlsafe(12)}"
+        user_name = user.name if user else None
+        return {
+            "conversationId": conversation_id,
+            "userId": user_id,
+            "token": self.tokens.issue(conversation_id, user_id, user_name),
+            "expires_in": TOKEN_LIFETIME_S,
+        }
+
+    async def generate_token(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = TokenRequest.model_validate_json(raw) if raw.strip() else TokenRequest()
+        except ValidationError as exc:
+            raise error(400, "BadArgument", f"invalid token request: {exc.errors()[0]['msg']}") from exc
+        return web.json_response(self.new_token(body.user))
+
+    def claims(self, request: web.Request, conversation_id: str | None = None) -> TokenClaims:
+        try:
+            claims = self.tokens.verify(bearer(request))
+        except TokenError as exc:
+            raise error(403, "TokenInvalid", str(exc)) from exc
+        if conversation_id is not None and claims.conversation_id != conversation_id:
+            raise error(403, "TokenInvalid", "token is for another conversation")
+        return claims
+
+    async def refresh_token(self, request: web.Request) -> web.Response:
+        claims = self.claims(request)
+        self.store.get(claims.conversation_id)  # refreshing counts as activity
+        token = self.tokens.issue(claims.conversation_id, claims.user_id, claims.user_name)
+        return web.json_response(
+            {"conversationId": claims.conversation_id, "token": token, "expires_in": TOKEN_LIFETIME_S}
+        )
+
+    # --- conversations -------------------------------------------------------------------------------
+
+    def conversation(self, claims: TokenClaims) -> Conversation:
+        conversation = self.store.get(claims.conversation_id)
+        if conversation is None:
+            raise error(404, "BadArgument", "conversation not found or expired")
+        return conversation
+
+    def conversation_body(self, request: web.Request, claims: TokenClaims) -> dict[str, Any]:
+        stream_token = self.tokens.issue(claims.conversation_id, claims.user_id, scope="stream")
+        query = {"t": stream_token}
+        if "watermark" in request.query:
+            query["watermark"] = str(parse_watermark(request) or 0)
+        scheme = "wss" if request.secure or request.headers.get("X-Forwarded-Proto") == "https" else "ws"
+        stream_url = (
+            request.url.with_scheme(scheme)
+            .with_path(f"{PREFIX}/conversations/{claims.conversation_id}/stream")
+            .with_query(query)
+        )
+        return {
+            "conversationId": claims.conversation_id,
+            "token": self.tokens.issue(claims.conversation_id, claims.user_id, claims.user_name),
+            "expires_in": TOKEN_LIFETIME_S,
+            "streamUrl": str(stream_url),
+        }
+
+    async def start_conversation(self, request: web.Request) -> web.Response:
+        """Start the token's conversation (201), or describe it again if it already runs (200)."""
+        claims = self.claims(request)
+        if self.store.get(claims.conversation_id) is not None:
+            return web.json_response(self.conversation_body(request, claims))
+        conversation = self.store.create(claims.conversation_id, claims.user_id, claims.user_name)
+        user = {"id": claims.user_id, "name": claims.user_name, "role": "user"}
+        joined: Activity = {
+            "type": "conversationUpdate",
+            "membersAdded": [dict(self.bot), dict(user)],
+            "from": user,
+        }
+        self.accept(request, conversation, joined)
+        return web.json_response(self.conversation_body(request, claims), status=201)
+
+    async def reconnect(self, request: web.Request) -> web.Response:
+        claims = self.claims(request, request.match_info["cid"])
+        self.conversation(claims)
+        return web.json_response(self.conversation_body(request, claims))
+
+    # --- the client's activities ---------------------------------------------------------------------
+
+    async def post_user_activity(self, request: web.Request) -> web.Response:
+        claims = self.claims(request, request.match_info["cid"])
+        conversation = self.conversation(claims)
+        raw = await request.read()  # bounded by the app's client_max_size
+        if len(raw) > MAX_USER_ACTIVITY_BYTES:
+            raise error(413, "MessageSizeTooBig", f"activity larger than {MAX_USER_ACTIVITY_BYTES} bytes")
+        try:
+            activity = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise error(400, "BadArgument", "body is not valid JSON") from exc
+        if not isinstance(activity, dict) or not isinstance(activity.get("type"), str):
+            raise error(400, "BadArgument", "an activity is a JSON object with a string 'type'")
+        if activity["type"] == "typing":  # not stored, not sent to the bot
+            return web.json_response({"id": conversation.new_id()})
+        if conversation.pending >= MAX_PENDING_DELIVERIES:
+            raise error(429, "TooManyRequests", "too many activities waiting for the bot; try again shortly")
+        claimed = activity.get("from")
+        name = claimed.get("name") if isinstance(claimed, dict) else None
+        activity["from"] = {"id": claims.user_id, "name": claims.user_name or name, "role": "user"}
+        activity.pop("id", None)
+        return web.json_response({"id": self.accept(request, conversation, activity)})
+
+    def accept(self, request: web.Request, conversation: Conversation, activity: Activity) -> str:
+        """Stamp, store and echo a user-side activity, then queue its delivery to the bot."""
+        base = local_base_url(request)
+        activity.update(
+            channelId=CHANNEL_ID,
+            serviceUrl=f"{base}/",
+            conversation={"id": conversation.id},
+            recipient=dict(self.bot),
+        )
+        activity_id = conversation.append(activity)
+        conversation.pending += 1
+        task = asyncio.create_task(
+            self.deliver(f"{base}/api/messages", conversation, copy.deepcopy(activity))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return activity_id
+
+    async def deliver(self, endpoint: str, conversation: Conversation, activity: Activity) -> None:
+        """POST one activity to the bot, after the ones before it; a failure is shown in the chat."""
+        try:
+            async with conversation.lock:
+                assert self._session is not None
+                try:
+                    async with self._session.post(endpoint, json=activity) as response:
+                        status = response.status
+                except (ClientError, TimeoutError) as exc:
+                    log.warning("direct line: bot unreachable at %s: %s", endpoint, exc)
+                    status = 0
+                if status >= 400 or status == 0:
+                    log.warning("direct line: bot answered HTTP %d to a %s", status, activity["type"])
+                    if activity["type"] == "message":
+                        reason = f"HTTP {status}" if status else "unreachable"
+                        conversation.append(
+                            {
+                                "type": "message",
+                                "from": dict(self.bot),
+                                "conversation": {"id": conversation.id},
+                                "replyToId": activity["id"],
+                                "text": f"Sorry, the bot could not process this message ({reason}). "
+                                "Please try again.",
+                            }
+                        )
+        finally:
+            conversation.pending -= 1
+
+    async def get_activities(self, request: web.Request) -> web.Response:
+        claims = self.claims(request, request.match_info["cid"])
+        conversation = self.conversation(claims)
+        activities = conversation.since(parse_watermark(request))
+        return web.json_response({"activities": activities, "watermark": str(conversation.watermark)})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """WebSocket `streamUrl`: the backlog after `watermark`, then every activity as it arrives."""
+        conversation_id = request.match_info["cid"]
+        try:
+            claims = self.tokens.verify(request.query.get("t", ""), scope="stream")
+        except TokenError as exc:
+            raise error(403, "TokenInvalid", str(exc)) from exc
+        if claims.conversation_id != conversation_id:
+            raise error(403, "TokenInvalid", "token is for another conversation")
+        conversation = self.conversation(claims)
+        watermark = parse_watermark(request)
+        ws = web.WebSocketResponse(heartbeat=30.0)
+        await ws.prepare(request)
+        subscriber, backlog = conversation.subscribe(watermark)
+        if backlog:
+            subscriber.push({"activities": backlog, "watermark": str(conversation.watermark)})
+        sender = asyncio.create_task(self._pump(ws, subscriber))
+        try:
+            async for _ in ws:  # the client only sends keep-alives
+                pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            conversation.unsubscribe(subscriber)
+        return ws
+
+    @staticmethod
+    async def _pump(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+        while (frame := await subscriber.queue.get()) is not None:
+            await ws.send_json(frame)
+        await ws.close()
+
+    # --- the bot's activities (connector API on serviceUrl) --------------------------------------
+
+    async def post_bot_activity(self, request: web.Request) -> web.Response:
+        """Store the bot's reply (typing only pushed live), keep the id the bot supplies, answer {"id"}."""
+        conversation = self.store.get(request.match_info["cid"])
+        if conversation is None:
+            raise error(404, "ConversationNotFound", "conversation not found or expired")
+        try:
+            activity = await request.json()
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise error(400, "BadArgument", "body is not valid JSON") from exc
+        if not isinstance(activity, dict) or not isinstance(activity.get("type"), str):
+            raise error(400, "BadArgument", "an activity is a JSON object with a string 'type'")
+        if request.method == "PUT":
+            activity["id"] = request.match_info["aid"]
+        activity["conversation"] = {"id": conversation.id}
+        sender = activity.get("from")
+        activity["from"] = {**self.bot, **(sender if isinstance(sender, dict) else {}), "role": "bot"}
+        if activity["type"] == "typing":
+            activity_id = conversation.push_ephemeral(activity)
+        else:
+            activity_id = conversation.append(activity)
+        return web.json_response({"id": activity_id})

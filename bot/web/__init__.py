@@ -1,0 +1,102 @@
+"""The web chat page (`GET /`, Microsoft's Web Chat served from this process) and its token endpoint.
+
+`add_webchat_routes` is the one call `create_app` makes. Without `DIRECT_LINE_SECRET` it also mounts
+the local Direct Line; with it, `POST /api/directline/token` trades the secret for a token server-side.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from bot.directline import AzureDirectLine, DirectLineUnavailable, LocalDirectLine
+from bot.directline.azure import DEFAULT_ENDPOINT
+from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+WEBCHAT_JS = STATIC_DIR / "vendor" / "webchat.js"
+PAGE_TEMPLATE = HERE / "index.html"
+
+LOCAL_DIRECT_LINE: web.AppKey[LocalDirectLine] = web.AppKey("local_direct_line", LocalDirectLine)
+
+
+class ChatPage:
+    """Serves the page and mints tokens from whichever Direct Line is configured."""
+
+    def __init__(
+        self, settings: BotSettings, source: LocalDirectLine | AzureDirectLine | None, unavailable: str = ""
+    ) -> None:
+        self.source = source
+        self.unavailable = unavailable
+        self.page = Template(PAGE_TEMPLATE.read_text(encoding="utf-8")).substitute(
+            title=html.escape(settings.app_name)
+        )
+        connect = "'self'"
+        if isinstance(source, AzureDirectLine):
+            endpoint = URL(source.endpoint)
+            connect += f" {endpoint.origin()} wss://{endpoint.host}"
+        self.csp = (
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:; font-src 'self' data:; connect-src {connect}; "
+            "object-src 'none'; base-uri 'none'"
+        )
+
+    async def index(self, request: web.Request) -> web.Response:
+        if not WEBCHAT_JS.is_file():
+            return web.Response(
+                status=503,
+                text=f"The Web Chat bundle is missing ({WEBCHAT_JS}). Run `make webchat`.",
+            )
+        return web.Response(
+            text=self.page, content_type="text/html", headers={"Content-Security-Policy": self.csp}
+        )
+
+    async def token(self, request: web.Request) -> web.Response:
+        """`{token, conversationId, userId, expires_in[, domain]}`; `domain` only when not this server."""
+        try:
+            if isinstance(self.source, LocalDirectLine):
+                body: dict[str, Any] = self.source.new_token()
+            elif isinstance(self.source, AzureDirectLine):
+                body = await self.source.new_token()
+            else:
+                return error_response(503, "WebChatUnavailable", self.unavailable)
+        except DirectLineUnavailable as exc:
+            log.warning("web chat: %s", exc)
+            return error_response(502, "DirectLineUnavailable", str(exc))
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def add_webchat_routes(
+    app: web.Application, settings: BotSettings, *, directline_endpoint: str = DEFAULT_ENDPOINT
+) -> None:
+    """Mount `GET /`, `/static/`, `POST /api/directline/token` and, in local mode, `/v3/directline`."""
+    source: LocalDirectLine | AzureDirectLine | None = None
+    unavailable = ""
+    if settings.direct_line_secret and settings.direct_line_secret.get_secret_value():
+        source = AzureDirectLine(settings.direct_line_secret, directline_endpoint)
+        app.cleanup_ctx.append(source.lifecycle)
+    elif settings.auth_enabled:
+        # The local Direct Line posts to /api/messages without a Bot Framework token: that needs auth off.
+        unavailable = "MicrosoftAppId is set, so web chat needs DIRECT_LINE_SECRET (Azure Direct Line)."
+        log.warning("web chat: %s", unavailable)
+    else:
+        source = LocalDirectLine(settings)
+        source.add_routes(app)
+        app[LOCAL_DIRECT_LINE] = source
+    page = ChatPage(settings, source, unavailable)
+    app.router.add_get("/", page.index)
+    app.router.add_post("/api/directline/token", page.token)
+    app.router.add_static("/static/", STATIC_DIR)

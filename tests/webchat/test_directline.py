@@ -1,0 +1,336 @@
+"""The local Direct Line over real loopback HTTP and WebSockets, as Web Chat and the bot use it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jwt
+from aiohttp.test_utils import TestClient
+
+from bot.directline.store import MAX_ACTIVITIES
+from bot.directline.tokens import TOKEN_LIFETIME_S
+from bot.web import LOCAL_DIRECT_LINE
+
+from .conftest import MakeClient, RecordingBot
+
+DL = "/v3/directline"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def generate(client: TestClient, body: Any = None) -> dict[str, Any]:
+    response = await client.post(f"{DL}/tokens/generate", json=body)
+    assert response.status == 200, await response.text()
+    return dict(await response.json())
+
+
+async def start(client: TestClient, body: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A generated token and the started conversation."""
+    generated = await generate(client, body)
+    response = await client.post(f"{DL}/conversations", headers=auth(generated["token"]))
+    assert response.status == 201, await response.text()
+    return generated, dict(await response.json())
+
+
+async def send(client: TestClient, conv: dict[str, Any], text: str, client_id: str = "c1") -> str:
+    activity = {
+        "type": "message",
+        "text": text,
+        "from": {"id": "someone-else", "name": "Ann"},
+        "channelData": {"clientActivityID": client_id},
+    }
+    response = await client.post(
+        f"{DL}/conversations/{conv['conversationId']}/activities", json=activity, headers=auth(conv["token"])
+    )
+    assert response.status == 200, await response.text()
+    return str((await response.json())["id"])
+
+
+async def poll(client: TestClient, conv: dict[str, Any], watermark: str | None = None) -> dict[str, Any]:
+    query = f"?watermark={watermark}" if watermark is not None else ""
+    response = await client.get(
+        f"{DL}/conversations/{conv['conversationId']}/activities{query}", headers=auth(conv["token"])
+    )
+    assert response.status == 200, await response.text()
+    return dict(await response.json())
+
+
+async def poll_until(client: TestClient, conv: dict[str, Any], text: str) -> dict[str, Any]:
+    async def wait() -> dict[str, Any]:
+        while True:
+            page = await poll(client, conv)
+            if any(a.get("text") == text for a in page["activities"]):
+                return page
+            await asyncio.sleep(0.02)
+
+    return await asyncio.wait_for(wait(), 10)
+
+
+async def test_generate_token_binds_a_conversation_and_a_user(client: TestClient) -> None:
+    generated = await generate(client, {"user": {"id": "dl_ann", "name": "Ann"}})
+    assert generated["expires_in"] == TOKEN_LIFETIME_S == 1800
+    assert generated["userId"] == "dl_ann"
+    claims = jwt.decode(generated["token"], options={"verify_signature": False})
+    assert claims["conv"] == generated["conversationId"]
+    assert claims["user"] == "dl_ann"
+    assert claims["exp"] - claims["iat"] == 1800
+    other = await generate(client)
+    assert other["conversationId"] != generated["conversationId"]
+    assert other["userId"].startswith("dl_")
+
+
+async def test_generate_rejects_a_bad_body(client: TestClient) -> None:
+    for body in (b"{", b'{"user": {"id": "has spaces and / slashes"}}', b"[1]"):
+        response = await client.post(f"{DL}/tokens/generate", data=body)
+        assert response.status == 400, body
+        assert (await response.json())["error"]["code"] == "BadArgument"
+
+
+async def test_refresh_gives_a_working_token_for_the_same_conversation(client: TestClient) -> None:
+    generated, _ = await start(client)
+    response = await client.post(f"{DL}/tokens/refresh", headers=auth(generated["token"]))
+    assert response.status == 200
+    refreshed = await response.json()
+    assert refreshed["conversationId"] == generated["conversationId"]
+    assert (await poll(client, {**generated, "token": refreshed["token"]}))["activities"]
+
+
+async def test_expired_or_forged_tokens_are_refused(client: TestClient) -> None:
+    generated, _ = await start(client)
+    issuer = client.app[LOCAL_DIRECT_LINE].tokens
+    real_clock = issuer.clock
+    issuer.clock = lambda: real_clock() - TOKEN_LIFETIME_S - 5
+    expired = issuer.issue(generated["conversationId"], generated["userId"])
+    issuer.clock = real_clock
+    forged = jwt.encode({"conv": generated["conversationId"], "user": "x"}, "k" * 32, algorithm="HS256")
+    cid = generated["conversationId"]
+    for token in (expired, forged, "garbage"):
+        for method, path in (
+            ("POST", f"{DL}/tokens/refresh"),
+            ("GET", f"{DL}/conversations/{cid}/activities"),
+            ("GET", f"{DL}/conversations/{cid}"),
+        ):
+            response = await client.request(method, path, headers=auth(token))
+            assert response.status == 403, (token, path)
+    response = await client.get(f"{DL}/conversations/{cid}/activities")
+    assert response.status == 401
+
+
+async def test_start_sends_members_added_with_service_url_back_here(
+    client: TestClient, bot: RecordingBot
+) -> None:
+    generated, conv = await start(client)
+    assert conv["conversationId"] == generated["conversationId"]
+    assert conv["streamUrl"].startswith(f"ws://{client.host}:{client.port}{DL}/conversations/")
+    joined = await bot.wait_for(lambda a: a["type"] == "conversationUpdate")
+    assert [m["id"] for m in joined["membersAdded"]] == ["ragbot", generated["userId"]]
+    assert joined["serviceUrl"] == f"http://127.0.0.1:{client.port}/"
+    assert joined["channelId"] == "directline"
+    assert joined["conversation"]["id"] == conv["conversationId"]
+    # Starting again with the same token describes the running conversation, without a second join.
+    again = await client.post(f"{DL}/conversations", headers=auth(generated["token"]))
+    assert again.status == 200
+    await asyncio.sleep(0.1)
+    assert sum(a["type"] == "conversationUpdate" for a in bot.received) == 1
+
+
+async def test_user_message_reaches_the_bot_and_echoes_with_the_server_id(
+    client: TestClient, bot: RecordingBot
+) -> None:
+    generated, conv = await start(client)
+    activity_id = await send(client, conv, "hello")
+    received = await bot.wait_for(lambda a: a.get("text") == "hello")
+    assert received["id"] == activity_id
+    assert activity_id.startswith(conv["conversationId"] + "|")
+    assert received["from"]["id"] == generated["userId"]  # the token's user, not the one the client claimed
+    assert received["serviceUrl"] == f"http://127.0.0.1:{client.port}/"
+    assert received["recipient"]["id"] == "ragbot"
+    page = await poll_until(client, conv, "You said: hello")
+    echo = next(a for a in page["activities"] if a.get("text") == "hello")
+    assert echo["id"] == activity_id
+    assert echo["channelData"]["clientActivityID"] == "c1"
+    assert echo["from"]["role"] == "user"
+
+
+async def test_bot_reply_keeps_its_id_and_typing_is_not_stored(client: TestClient, bot: RecordingBot) -> None:
+    _, conv = await start(client)
+    user_id = await send(client, conv, "hi")
+    page = await poll_until(client, conv, "You said: hi")
+    reply = next(a for a in page["activities"] if a.get("text") == "You said: hi")
+    assert reply["id"] == bot.reply_ids[0]
+    assert reply["channelData"]["streamId"] == reply["id"]
+    assert reply["replyToId"] == user_id
+    assert reply["from"]["role"] == "bot"
+    assert not any(a["type"] == "typing" for a in page["activities"])
+
+
+async def test_watermark_returns_only_newer_activities(client: TestClient) -> None:
+    _, conv = await start(client)
+    await send(client, conv, "one")
+    first = await poll_until(client, conv, "You said: one")
+    await send(client, conv, "two", client_id="c2")
+    await poll_until(client, conv, "You said: two")
+    newer = await poll(client, conv, first["watermark"])
+    assert [a["text"] for a in newer["activities"]] == ["two", "You said: two"]
+    assert int(newer["watermark"]) > int(first["watermark"])
+    assert (await poll(client, conv, newer["watermark"]))["activities"] == []
+    bad = await client.get(
+        f"{DL}/conversations/{conv['conversationId']}/activities?watermark=abc", headers=auth(conv["token"])
+    )
+    assert bad.status == 400
+
+
+async def test_put_replaces_an_activity_and_redelivers_it(client: TestClient) -> None:
+    _, conv = await start(client)
+    cid = conv["conversationId"]
+    posted = await client.post(f"/v3/conversations/{cid}/activities", json={"type": "message", "text": "v1"})
+    activity_id = (await posted.json())["id"]
+    mark = (await poll(client, conv))["watermark"]
+    put = await client.put(
+        f"/v3/conversations/{cid}/activities/{activity_id}", json={"type": "message", "text": "v2"}
+    )
+    assert (await put.json()) == {"id": activity_id}
+    assert [a["text"] for a in (await poll(client, conv, mark))["activities"]] == ["v2"]
+    everything = (await poll(client, conv))["activities"]
+    assert [a.get("text") for a in everything if a["id"] == activity_id] == ["v2"]
+
+
+async def test_websocket_pushes_frames_and_reconnect_resumes_from_the_watermark(
+    client: TestClient, bot: RecordingBot
+) -> None:
+    _, conv = await start(client)
+    ws = await client.session.ws_connect(conv["streamUrl"])
+    frames: list[dict[str, Any]] = []
+
+    async def until(text: str) -> None:
+        while not any(a.get("text") == text for f in frames for a in f["activities"]):
+            frames.append(await ws.receive_json(timeout=10))
+
+    await send(client, conv, "streamed")
+    await until("You said: streamed")
+    kinds = [a["type"] for f in frames for a in f["activities"]]
+    assert kinds == ["conversationUpdate", "message", "typing", "message"]
+    typing = next(a for f in frames for a in f["activities"] if a["type"] == "typing")
+    final = frames[-1]["activities"][0]
+    assert (
+        typing["id"] == final["id"] == final["channelData"]["streamId"]
+    )  # Web Chat replaces, not duplicates
+    watermark = frames[-1]["watermark"]
+    await ws.close()
+
+    await send(client, conv, "while away", client_id="c2")
+    await poll_until(client, conv, "You said: while away")
+    response = await client.get(
+        f"{DL}/conversations/{conv['conversationId']}?watermark={watermark}", headers=auth(conv["token"])
+    )
+    assert response.status == 200
+    fresh = await response.json()
+    assert fresh["streamUrl"] != conv["streamUrl"]
+    ws = await client.session.ws_connect(fresh["streamUrl"])
+    backlog = await ws.receive_json(timeout=10)
+    assert [a["text"] for a in backlog["activities"]] == ["while away", "You said: while away"]
+    await ws.close()
+
+
+async def test_a_token_cannot_touch_another_conversation(client: TestClient) -> None:
+    mine, my_conv = await start(client)
+    _, their_conv = await start(client)
+    theirs = their_conv["conversationId"]
+    attempts = [
+        ("GET", f"{DL}/conversations/{theirs}/activities"),
+        ("POST", f"{DL}/conversations/{theirs}/activities"),
+        ("GET", f"{DL}/conversations/{theirs}"),
+    ]
+    for method, path in attempts:
+        response = await client.request(
+            method, path, headers=auth(my_conv["token"]), json={"type": "message", "text": "x"}
+        )
+        assert response.status == 403, path
+        assert "another conversation" in (await response.json())["error"]["message"]
+    # My stream token on their stream URL.
+    my_stream_token = my_conv["streamUrl"].split("t=")[1]
+    response = await client.get(f"{DL}/conversations/{theirs}/stream?t={my_stream_token}")
+    assert response.status == 403
+    # A conversation token is not a stream token.
+    response = await client.get(f"{DL}/conversations/{mine['conversationId']}/stream?t={mine['token']}")
+    assert response.status == 403
+
+
+async def test_bad_user_activities_get_clear_errors(client: TestClient) -> None:
+    _, conv = await start(client)
+    path = f"{DL}/conversations/{conv['conversationId']}/activities"
+    for body, status in ((b"not json", 400), (b'"text"', 400), (b'{"text": "no type"}', 400)):
+        response = await client.post(path, data=body, headers=auth(conv["token"]))
+        assert response.status == status, body
+        assert (await response.json())["error"]["message"]
+    huge = {"type": "message", "text": "x" * 40_000}
+    response = await client.post(path, json=huge, headers=auth(conv["token"]))
+    assert response.status == 413
+    assert "larger than" in (await response.json())["error"]["message"]
+
+
+async def test_a_failing_bot_is_reported_in_the_chat(client: TestClient) -> None:
+    _, conv = await start(client)
+    await send(client, conv, "fail")
+
+    async def error_reply() -> dict[str, Any]:
+        while True:
+            for activity in (await poll(client, conv))["activities"]:
+                if activity.get("from", {}).get("role") == "bot" and "HTTP 500" in activity.get("text", ""):
+                    return activity
+            await asyncio.sleep(0.02)
+
+    reply = await asyncio.wait_for(error_reply(), 10)
+    assert "could not process" in reply["text"]
+
+
+async def test_idle_conversations_expire(client: TestClient) -> None:
+    _, conv = await start(client)
+    store = client.app[LOCAL_DIRECT_LINE].store
+    now = store.clock()
+    store.clock = lambda: now + 31 * 60
+    response = await client.get(
+        f"{DL}/conversations/{conv['conversationId']}/activities", headers=auth(conv["token"])
+    )
+    assert response.status == 404
+    assert conv["conversationId"] not in store
+
+
+async def test_activity_log_and_conversation_count_are_bounded(client: TestClient) -> None:
+    _, conv = await start(client)
+    cid = conv["conversationId"]
+    for n in range(MAX_ACTIVITIES + 20):
+        response = await client.post(
+            f"/v3/conversations/{cid}/activities", json={"type": "message", "text": str(n)}
+        )
+        assert response.status == 200
+    page = await poll(client, conv)
+    assert len(page["activities"]) == MAX_ACTIVITIES
+    assert page["activities"][-1]["text"] == str(MAX_ACTIVITIES + 19)
+    assert int(page["watermark"]) == MAX_ACTIVITIES + 21  # the join and every post moved it
+
+    store = client.app[LOCAL_DIRECT_LINE].store
+    store.max_conversations = 3
+    others = [(await start(client))[1] for _ in range(3)]
+    assert len(store) == 3
+    assert cid not in store  # least recently active went first
+    assert all(o["conversationId"] in store for o in others)
+
+
+async def test_bot_posts_to_unknown_conversations_are_404(client: TestClient) -> None:
+    response = await client.post("/v3/conversations/nope/activities", json={"type": "message", "text": "x"})
+    assert response.status == 404
+    _, conv = await start(client)
+    response = await client.post(f"/v3/conversations/{conv['conversationId']}/activities", data=b"{")
+    assert response.status == 400
+
+
+async def test_app_id_without_secret_explains_what_is_missing(make_client: MakeClient) -> None:
+    client = await make_client(app_id="00000000-0000-0000-0000-000000000001")
+    response = await client.post("/api/directline/token")
+    assert response.status == 503
+    assert "DIRECT_LINE_SECRET" in (await response.json())["error"]["message"]
+    assert (await client.post(f"{DL}/tokens/generate")).status == 404
