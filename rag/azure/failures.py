@@ -1,0 +1,59 @@
+"""Azure OpenAI error responses turned into the typed errors of :mod:`rag.errors`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rag.azure.responses import filter_results, filtered_categories
+from rag.errors import AuthError, ContentFiltered, DataSourceError, RagError, Throttled, UpstreamUnavailable
+
+NO_ON_YOUR_DATA = (
+    "this model does not support On Your Data (Azure answered: {message}); use the grounded backend "
+    "(RAGBOT_BACKEND=grounded), which searches the index itself and works with any chat model"
+)
+_UNRECOGNIZED = re.compile(r"unrecognized request argument supplied:\s*(data_sources|dataSources)", re.I)
+
+
+def error_fields(payload: Any) -> tuple[str, str, dict[str, Any]]:
+    """(code, message, inner error) from an error body; tolerant of non-JSON and missing parts."""
+    if not isinstance(payload, dict):
+        return "", str(payload or "")[:500], {}
+    error = payload.get("error", payload)
+    if not isinstance(error, dict):
+        return "", str(error)[:500], {}
+    inner = error.get("innererror") or error.get("inner_error") or {}
+    return (
+        str(error.get("code") or ""),
+        str(error.get("message") or ""),
+        inner if isinstance(inner, dict) else {},
+    )
+
+
+def prompt_filtered(payload: Any) -> ContentFiltered:
+    """A prompt blocked by the content filter; both spellings seen in the wild are read:
+    `innererror.content_filter_result` (service) and `inner_error.content_filter_results` (spec)."""
+    _, message, inner = error_fields(payload)
+    raw = inner.get("content_filter_result") or inner.get("content_filter_results")
+    return ContentFiltered("prompt", filtered_categories(filter_results(raw, "prompt")), message)
+
+
+def error_for(status: int, payload: Any, *, data_sources: bool, retry_after: float | None = None) -> RagError:
+    """The typed error for an HTTP failure; `data_sources` tells whether the request carried any."""
+    code, message, _ = error_fields(payload)
+    where = f"Azure OpenAI answered {status}" + (f" {code}" if code else "")
+    if code == "content_filter" or (status == 400 and "content management policy" in message.lower()):
+        return prompt_filtered(payload)
+    if _UNRECOGNIZED.search(message):
+        return DataSourceError(NO_ON_YOUR_DATA.format(message=message))
+    if status in (401, 403):
+        return AuthError(f"{where}: {message or 'credentials refused'}")
+    if status == 429:
+        return Throttled(retry_after or 0.0, f"{where}: still throttled after retrying: {message}")
+    if status == 404:
+        return UpstreamUnavailable(
+            f"{where}: {message or 'not found'} (check the endpoint and deployment name)"
+        )
+    if 400 <= status < 500 and data_sources:
+        return DataSourceError(f"{where}: the data source was rejected: {message}")
+    return UpstreamUnavailable(f"{where}: {message or 'no details'}")

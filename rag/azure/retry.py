@@ -1,0 +1,63 @@
+"""When to try again: the service's own retry headers, else exponential backoff with jitter; plus the
+client-side call-rate limit (the Power Platform connector allows 1000 calls per 60 s per connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def server_delay(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the service asked us to wait: `retry-after-ms`, `x-ms-retry-after-ms`, then `Retry-After`
+    (seconds or an HTTP date). None when no usable header is present."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        try:
+            return max(0.0, float(lowered[name]) / 1000)
+        except (KeyError, ValueError):
+            continue
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff(attempt: int, *, base: float = 0.5, cap: float = 16.0, rng: random.Random | None = None) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so retries spread out."""
+    ceiling = min(cap, base * 2**attempt)
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+class RateLimiter:
+    """At most `calls` starts in any `period` seconds; callers over the limit wait for a free slot."""
+
+    def __init__(self, calls: int, period: float) -> None:
+        self.calls, self.period = calls, period
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            while True:
+                now = loop.time()
+                while self._starts and now - self._starts[0] >= self.period:
+                    self._starts.popleft()
+                if len(self._starts) < self.calls:
+                    self._starts.append(now)
+                    return
+                await asyncio.sleep(self._starts[0] + self.period - now)

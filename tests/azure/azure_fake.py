@@ -1,0 +1,81 @@
+"""The loopback fake of Azure OpenAI used by tests/azure: it records every request and answers from a
+script (JSON bodies, SSE streams, slow or cut-off replies, error statuses with retry headers)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    """One scripted answer. `events` makes it an SSE stream; `done=False` leaves out `[DONE]`;
+    `abort=True` drops the connection after the events; `delay` waits before the status line."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[Any] | None = None
+    done: bool = True
+    abort: bool = False
+    delay: float = 0.0
+    pause: float = 0.0  # between stream events
+
+
+@dataclass
+class Recorded:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class FakeAzure:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: list[Reply] = []
+        self.default: Reply | None = None
+        self.url = ""
+
+    def reply(self, *replies: Reply) -> None:
+        self.script.extend(replies)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        self.requests.append(
+            Recorded(
+                path=request.path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+                body=json.loads(raw) if raw else None,
+                at=time.monotonic(),
+            )
+        )
+        reply = self.script.pop(0) if self.script else self.default
+        if reply is None:
+            return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.events is None:
+            return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+        response = web.StreamResponse(status=reply.status, headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in reply.events:
+            data = event if isinstance(event, str) else json.dumps(event)
+            await response.write(f"data: {data}\n\n".encode())
+            if reply.pause:
+                await asyncio.sleep(reply.pause)
+        if reply.abort:
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if reply.done:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
