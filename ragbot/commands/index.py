@@ -3,18 +3,114 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from pathlib import Path
+
+from indexing.chunking import Chunker
+from indexing.factory import build_setup, default_target
+from indexing.pipeline import Indexer, IndexSummary
+from indexing.progress import Progress
+from ragbot.commands._common import init
 
 HELP = "build or update the search index from folders of documents"
-DESCRIPTION = (
-    "Build or update the search index from folders of documents. Not available yet: issue #5 has not landed."
-)
+DESCRIPTION = """Turn folders of documents into the index the bot answers from.
+
+  ragbot index samples/helpdesk                   local index (RAGBOT_DATA_DIR/index.sqlite)
+  ragbot index docs/ --target azure               Azure AI Search (AZURE_SEARCH_* settings)
+  ragbot index docs/ --dry-run --json             what would change, as JSON
+
+Documents: Markdown (.md; front matter title, url, last_modified, groups), plain text (.txt), HTML
+(main content, <title>, <link rel=canonical>, <meta name="groups">), PDF (page numbers kept) and DOCX
+(headings kept). Other files and README files are skipped and counted; folders whose name starts
+with "_" or "." are not read. A file that cannot be read is reported and the run goes on.
+
+Incremental: each file's content hash is stored with its chunks, so unchanged files are skipped, a
+changed file's chunks are replaced and a file no longer in the folders has its chunks removed: the
+index mirrors the folders given. Chunk ids are stable (file, position and text).
+
+Group ids (security trimming with AZURE_SEARCH_PERMITTED_GROUPS_COLUMN): Markdown front matter
+`groups: [hr, managers]` or an HTML <meta name="groups" content="hr, managers">; files without
+them are visible to everyone.
+
+Progress bars go to stderr on a terminal, log lines otherwise. --json prints the summary as one JSON
+object on stdout (files_seen, files_skipped, files_failed, chunks_added, chunks_updated,
+chunks_deleted, seconds, errors). Exit status 1 when a file failed, 2 on bad usage or settings."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="folders (or files) to index")
+    parser.add_argument(
+        "--target",
+        choices=("azure", "local"),
+        help="where to write (default: azure when AZURE_SEARCH_* names a service and index, else local)",
+    )
+    parser.add_argument("--recreate", action="store_true", help="drop the index and build it from scratch")
+    parser.add_argument("--dry-run", action="store_true", help="read and chunk, report, write nothing")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    parser.add_argument(
+        "--chunk-tokens", type=int, metavar="N", help="chunk size in tokens (default per target)"
+    )
+    parser.add_argument(
+        "--overlap", type=int, metavar="N", help="tokens repeated between chunks (default per target)"
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="where the files are published: a file without its own url is cited as URL/filepath",
+    )
+
+
+def _print_summary(summary: IndexSummary) -> None:
+    mode = " (dry run: nothing written)" if summary.dry_run else ""
+    lines = [
+        f"Indexed into {summary.target}{mode} in {summary.seconds:.1f} s",
+        f"  files:  {summary.files_seen} seen, {summary.files_indexed} indexed, "
+        f"{summary.files_skipped} skipped "
+        f"({summary.files_unchanged} unchanged, {summary.files_unsupported} not documents), "
+        f"{summary.files_failed} failed, {summary.files_deleted} removed",
+        f"  chunks: {summary.chunks_added} added, {summary.chunks_updated} updated, "
+        f"{summary.chunks_deleted} deleted",
+    ]
+    lines += [f"  failed: {error.path}: {error.reason}" for error in summary.errors]
+    print("\n".join(lines), file=sys.stderr)
+
+
+class _UsageError(Exception):
+    pass
+
+
+async def _index(args: argparse.Namespace) -> IndexSummary:
+    settings = init().rag
+    setup = build_setup(settings, args.target or default_target(settings))
+    try:
+        chunker = Chunker(
+            args.chunk_tokens or setup.chunk_tokens, setup.overlap if args.overlap is None else args.overlap
+        )
+    except ValueError as exc:
+        await setup.target.aclose()
+        raise _UsageError(str(exc)) from None
+    indexer = Indexer(setup.target, setup.embedder, chunker, progress=Progress(), base_url=args.base_url)
+    try:
+        return await indexer.run(args.paths, recreate=args.recreate, dry_run=args.dry_run)
+    finally:
+        await setup.target.aclose()
+        closer = getattr(setup.embedder, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def run(args: argparse.Namespace) -> int:
-    print("ragbot index: not available yet (issue #5 has not landed)", file=sys.stderr)
-    return 2
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        print(f"ragbot index: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(_index(args))
+    except _UsageError as exc:
+        print(f"ragbot index: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(summary.model_dump_json())
+    _print_summary(summary)
+    return 1 if summary.files_failed else 0
