@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
+from botbuilder.core import Storage
 
+from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
 from bot.settings import BotSettings
+from bot.sqlite_storage import SqliteStorage
+from bot.storage import build_storage
+from bot.turns import TurnHandler, TurnTiming
+from bot.web import add_webchat_routes
 from rag.contract import Answerer
 
 log = logging.getLogger(__name__)
 
 ANSWERER: web.AppKey[Answerer] = web.AppKey("answerer", Answerer)
 SETTINGS: web.AppKey[BotSettings] = web.AppKey("settings", BotSettings)
+ADAPTER: web.AppKey[RagbotAdapter] = web.AppKey("adapter", RagbotAdapter)
+TURNS: web.AppKey[TurnHandler] = web.AppKey("turns", TurnHandler)
+
+AUTH_OFF_WARNING = (
+    "INBOUND AUTH IS OFF: MicrosoftAppId is not set, so /api/messages accepts requests from anyone "
+    "and replies to any serviceUrl. Fine on your own machine; never expose this server like that."
+)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,15 +46,39 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "backend": answerer.name})
 
 
-def create_app(settings: BotSettings, answerer: Answerer) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+async def messages(request: web.Request) -> web.Response:
+    """`POST /api/messages`: the Bot Framework endpoint."""
+    return await request.app[ADAPTER].process_request(request, request.app[TURNS])
+
+
+def create_app(
+    settings: BotSettings,
+    answerer: Answerer,
+    *,
+    storage: Storage | None = None,
+    timing: TurnTiming | None = None,
+    auth_overrides: Mapping[str, Any] | None = None,
+) -> web.Application:
+    """The whole service; `storage` defaults to `RAGBOT_STORAGE`, `timing` to Teams' stream pacing."""
+    if not settings.auth_enabled:
+        log.warning(AUTH_OFF_WARNING)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    store = storage if storage is not None else build_storage(settings)
+    adapter = RagbotAdapter(settings, auth_overrides)
     app[SETTINGS] = settings
     app[ANSWERER] = answerer
+    app[ADAPTER] = adapter
+    app[TURNS] = TurnHandler(settings, answerer, store, timing=timing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_post("/api/messages", messages)
+    add_webchat_routes(app, settings)
 
-    async def close_answerer(app: web.Application) -> None:
+    async def close(app: web.Application) -> None:
+        await adapter.close()
         await app[ANSWERER].aclose()
+        if isinstance(store, SqliteStorage) and storage is None:
+            await store.close()
 
-    app.on_cleanup.append(close_answerer)
+    app.on_cleanup.append(close)
     return app

@@ -1,0 +1,190 @@
+"""Per-thread memory through botbuilder's Storage interface (read / write / delete with eTags).
+
+One document per thread holds its history (capped by a token budget), the ids of the activities
+already answered (a redelivered activity is not answered twice) and the recent answers with what
+feedback needs (question, answer, citations, intent), keyed by the id the channel gave the reply.
+A document is written only after a turn succeeded, so a failed turn leaves the history as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Protocol
+
+from pydantic import BaseModel, Field
+
+from rag.contract import Citation, Turn
+from rag.tokens import count_tokens
+
+STORED_CITATION_CHARS = 300
+"""Citations are kept for feedback and display, not for answering: a short excerpt is enough."""
+WRITE_ATTEMPTS = 5
+
+
+class KeyValueStore(Protocol):
+    """The shape of botbuilder's `Storage` (any of its implementations fits)."""
+
+    async def read(self, keys: list[str]) -> dict[str, Any]: ...
+
+    async def write(self, changes: dict[str, Any]) -> None: ...
+
+    async def delete(self, keys: list[str]) -> None: ...
+
+
+class StoredTurn(BaseModel):
+    turn: Turn
+    tokens: int = Field(ge=0)
+
+
+class RatedAnswer(BaseModel):
+    """An answer as sent, so feedback on it (by `replyToId`) can be stored with its content."""
+
+    activity_id: str
+    question: str
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    intent: list[str] = Field(default_factory=list)
+    at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class ThreadState(BaseModel):
+    turns: list[StoredTurn] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list, description="inbound activity ids already answered")
+    answers: list[RatedAnswer] = Field(default_factory=list)
+
+    def history(self) -> list[Turn]:
+        return [stored.turn for stored in self.turns]
+
+    def answer(self, activity_id: str) -> RatedAnswer | None:
+        return next((a for a in reversed(self.answers) if a.activity_id == activity_id), None)
+
+
+class Snapshot(NamedTuple):
+    state: ThreadState
+    etag: str | None
+
+
+class ThreadMemory:
+    """Loads and saves thread documents; the caller serializes turns of one thread (see `KeyedLocks`)."""
+
+    def __init__(
+        self, store: KeyValueStore, history_tokens: int, *, max_seen: int = 100, max_answers: int = 20
+    ) -> None:
+        self.store = store
+        self.history_tokens = history_tokens
+        self.max_seen = max_seen
+        self.max_answers = max_answers
+
+    async def load(self, key: str) -> Snapshot:
+        item = (await self.store.read([key])).get(key)
+        if not item:
+            return Snapshot(ThreadState(), None)
+        data = dict(item) if isinstance(item, dict) else dict(vars(item))
+        etag = data.pop("e_tag", None)
+        return Snapshot(ThreadState.model_validate(data), etag)
+
+    async def record_turn(
+        self,
+        key: str,
+        loaded: Snapshot,
+        activity_id: str | None,
+        turns: Sequence[Turn] = (),
+        answer: RatedAnswer | None = None,
+    ) -> None:
+        """Append a finished turn to the state loaded at its start.
+
+        On an eTag conflict (another replica wrote meanwhile) re-read and re-apply, unless that
+        write already holds this activity.
+        """
+        for attempt in range(WRITE_ATTEMPTS):
+            state, etag = loaded if attempt == 0 else await self.load(key)
+            if attempt and activity_id and activity_id in state.seen:
+                return
+            self._apply(state, activity_id, turns, answer)
+            try:
+                await self._write(key, state, etag)
+                return
+            except Exception as exc:
+                if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+
+    async def clear_history(self, key: str, activity_id: str | None) -> None:
+        """`reset` / `new`: forget the conversation, keep what feedback and redelivery need."""
+        for attempt in range(WRITE_ATTEMPTS):
+            state, etag = await self.load(key)
+            state.turns = []
+            self._apply(state, activity_id, (), None)
+            try:
+                await self._write(key, state, etag)
+                return
+            except Exception as exc:
+                if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+
+    def _apply(
+        self,
+        state: ThreadState,
+        activity_id: str | None,
+        turns: Sequence[Turn],
+        answer: RatedAnswer | None,
+    ) -> None:
+        for turn in turns:
+            state.turns.append(StoredTurn(turn=_trimmed(turn), tokens=count_tokens(turn.content)))
+        budget, total = self.history_tokens, sum(t.tokens for t in state.turns)
+        while state.turns and (total > budget or state.turns[0].turn.role != "user"):
+            total -= state.turns.pop(0).tokens
+        if activity_id:
+            state.seen = [*state.seen, activity_id][-self.max_seen :]
+        if answer is not None:
+            trimmed = answer.model_copy(update={"citations": [_short(c) for c in answer.citations]})
+            state.answers = [*state.answers, trimmed][-self.max_answers :]
+
+    async def _write(self, key: str, state: ThreadState, etag: str | None) -> None:
+        item: dict[str, Any] = state.model_dump(mode="json")
+        if etag:
+            item["e_tag"] = etag
+        await self.store.write({key: item})
+
+
+def _is_conflict(exc: Exception) -> bool:
+    """botbuilder's MemoryStorage and ours raise KeyError; Cosmos DB and Blob answer HTTP 412."""
+    return isinstance(exc, KeyError) or getattr(exc, "status_code", None) == 412
+
+
+def _short(citation: Citation) -> Citation:
+    if len(citation.content) <= STORED_CITATION_CHARS:
+        return citation
+    return citation.model_copy(update={"content": citation.content[:STORED_CITATION_CHARS] + "…"})
+
+
+def _trimmed(turn: Turn) -> Turn:
+    if not turn.citations:
+        return turn
+    return turn.model_copy(update={"citations": [_short(c) for c in turn.citations]})
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -1,0 +1,324 @@
+"""The turn logic: one inbound activity (plain Bot Framework JSON) -> replies, memory, feedback.
+
+No botbuilder type appears here: activities are dicts, answers come through the rag contract,
+replies leave through an :class:`~bot.outbox.Outbox` and state through the Storage interface, so
+another host (the Microsoft 365 Agents SDK) can drive the same logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bot.activity import (
+    Activity,
+    conversation_type,
+    mentions_bot,
+    needs_mention,
+    question_text,
+    tenant_of,
+    thread_key,
+)
+from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_feedback, with_answer
+from bot.limits import RateLimiter, tenant_allowed
+from bot.memory import KeyedLocks, KeyValueStore, RatedAnswer, Snapshot, ThreadMemory
+from bot.outbox import Outbox
+from bot.render import can_stream, cite_partial, informative_text, render_error, render_reply
+from bot.render.failures import retry_seconds
+from bot.settings import BotSettings
+from bot.streamer import Streamer, StreamStopped
+from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Turn
+from rag.errors import RagError, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+WEB_CHAT_CHANNELS = ("webchat", "directline")
+RESET_COMMANDS = ("reset", "new")
+OTHER_TENANT = (
+    "Sorry, I can only answer questions from people in my own organisation, so I can't help you here."
+)
+RESET_DONE = "Done: I've forgotten this conversation. Ask me anything."
+
+
+@dataclass(frozen=True)
+class TurnTiming:
+    """Stream pacing; tests shorten it, the rule (one request per interval) stays the same."""
+
+    stream_interval: float = 1.0
+    """Teams accepts at most one stream request per second."""
+    stream_budget: float = 100.0
+    """Teams ends a stream after two minutes; past this the answer is given up and the stream closed."""
+
+
+class InvokeReply(NamedTuple):
+    status: int
+    body: object
+
+
+def _message(text: str, **fields: object) -> Activity:
+    return {"type": "message", "text": text, "textFormat": "markdown", **fields}
+
+
+def _asker(activity: Activity) -> Asker:
+    user = activity["from"]
+    return Asker(user_id=user.get("id"), tenant_id=tenant_of(activity), aad_object_id=user.get("aadObjectId"))
+
+
+def _recordable(answer: Answer) -> bool:
+    """Refusals, filtered and empty answers are failures: they leave the history as it was."""
+    return not (answer.refused or answer.finish_reason == "content_filter" or not answer.content.strip())
+
+
+class TurnHandler:
+    def __init__(
+        self,
+        settings: BotSettings,
+        answerer: Answerer,
+        store: KeyValueStore,
+        *,
+        timing: TurnTiming | None = None,
+    ) -> None:
+        self.settings = settings
+        self.answerer = answerer
+        self.store = store
+        self.timing = timing or TurnTiming()
+        self.memory = ThreadMemory(store, settings.history_tokens)
+        self.locks = KeyedLocks()
+        self.limiter = RateLimiter(settings.user_turns_per_minute)
+
+    async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
+        """Run one turn; an invoke gets the status and body to answer the HTTP request with."""
+        kind = activity["type"]
+        if kind == "message":
+            await self._on_message(activity, outbox)
+        elif kind == "conversationUpdate":
+            await self._on_conversation_update(activity, outbox)
+        elif kind == "event" and activity.get("name") == "webchat/join":
+            if self._allowed(activity):
+                await outbox.send(self.welcome())
+        elif kind == "invoke":
+            return await self._on_invoke(activity)
+        return None
+
+    # --- texts -------------------------------------------------------------------------------
+
+    def welcome(self) -> Activity:
+        questions = self.settings.welcome_questions[:3]
+        text = (
+            f"Hi, I'm {self.settings.app_name}. I answer questions from the company's knowledge base "
+            "and show where each answer comes from. Ask me anything, or try one of these:"
+        )
+        actions = [{"type": "imBack", "title": q, "value": q} for q in questions]
+        return _message(text, suggestedActions={"actions": actions})
+
+    def help_text(self, activity: Activity) -> str:
+        lines = [
+            f"I'm {self.settings.app_name}: ask me a question in plain words and I'll answer from the "
+            "company's knowledge base, with numbered sources.",
+            "",
+            "- **help**: this message",
+            "- **reset** or **new**: forget this conversation and start over",
+        ]
+        if needs_mention(activity):
+            lines.append("")
+            lines.append("Here, mention me (@) in your message so I know it's for me.")
+        return "\n".join(lines)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def _allowed(self, activity: Activity) -> bool:
+        return tenant_allowed(self.settings.allowed_tenants, tenant_of(activity))
+
+    async def _on_message(self, activity: Activity, outbox: Outbox) -> None:
+        if needs_mention(activity) and not mentions_bot(activity):
+            return
+        if not self._allowed(activity):
+            log.info("refused a message from tenant %s", tenant_of(activity))
+            await outbox.send(_message(OTHER_TENANT))
+            return
+        user = activity["from"]
+        wait = self.limiter.check(f"{activity['channelId']}|{user.get('aadObjectId') or user['id']}")
+        if wait:
+            await outbox.send(
+                _message(
+                    "You're asking faster than I can keep up. "
+                    f"Please wait {retry_seconds(wait)} s and ask again."
+                )
+            )
+            return
+        question = question_text(activity)
+        command = question.lower().strip(" /!.")
+        if not question or command == "help":
+            await outbox.send(_message(self.help_text(activity)))
+            return
+        key = thread_key(activity)
+        async with self.locks.hold(key):
+            if command in RESET_COMMANDS:
+                await self.memory.clear_history(key, activity.get("id"))
+                await outbox.send(_message(RESET_DONE))
+                return
+            snapshot = await self.memory.load(key)
+            if activity.get("id") and activity["id"] in snapshot.state.seen:
+                log.info("activity %s was already answered; not answering it again", activity["id"])
+                return
+            streaming = (
+                self.settings.streaming
+                and not outbox.buffered
+                and can_stream(activity["channelId"], conversation_type(activity))
+            )
+            if streaming:
+                await self._answer_streamed(activity, key, snapshot, question, outbox)
+            else:
+                await self._answer_once(activity, key, snapshot, question, outbox)
+
+    def _render(self, activity: Activity, answer: Answer) -> Activity:
+        return render_reply(
+            answer,
+            activity["channelId"],
+            conversation_type(activity),
+            show_intent=self.settings.show_intent,
+        )
+
+    async def _answer_once(
+        self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
+    ) -> None:
+        typing = asyncio.create_task(outbox.send({"type": "typing"}))
+        failure: BaseException | None = None
+        try:
+            answer = await self.answerer.answer(snapshot.state.history(), question, _asker(activity))
+        except Exception as exc:
+            failure = exc
+        finally:
+            await typing
+        if failure is not None:
+            self._log_failure(failure)
+            await outbox.send(render_error(failure, activity["channelId"]))
+            return
+        reply_id = await outbox.send(self._render(activity, answer))
+        await self._remember(activity, key, snapshot, question, answer, reply_id)
+
+    async def _answer_streamed(
+        self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
+    ) -> None:
+        streamer = Streamer(outbox, self.timing.stream_interval)
+        try:
+            if not await streamer.start(informative_text()):
+                await self._answer_once(activity, key, snapshot, question, outbox)
+                return
+        except StreamStopped:
+            return
+        builder = AnswerBuilder()
+        cited = False
+        failure: BaseException | None = None
+        try:
+            async with asyncio.timeout(self.timing.stream_budget):
+                deltas = self.answerer.stream(snapshot.state.history(), question, _asker(activity))
+                try:
+                    async for delta in deltas:
+                        builder.add(delta)
+                        cited = cited or delta.citations is not None
+                        streamer.offer(
+                            cite_partial(builder.text, builder.answer.citations if cited else None)
+                        )
+                finally:
+                    close = getattr(deltas, "aclose", None)
+                    if close is not None:
+                        await close()
+        except StreamStopped:
+            await streamer.abort()
+            return
+        except TimeoutError:
+            failure = UpstreamUnavailable("the answer took longer than a stream may last")
+        except Exception as exc:
+            failure = exc
+        if failure is not None:
+            self._log_failure(failure)
+            reply = render_error(failure, activity["channelId"])
+        else:
+            answer = builder.build()
+            reply = self._render(activity, answer)
+        try:
+            stream_id = await streamer.finish(reply)
+        except StreamStopped:
+            return
+        if failure is None:
+            await self._remember(activity, key, snapshot, question, answer, stream_id)
+
+    async def _remember(
+        self,
+        activity: Activity,
+        key: str,
+        snapshot: Snapshot,
+        question: str,
+        answer: Answer,
+        reply_id: str | None,
+    ) -> None:
+        if not _recordable(answer):
+            return
+        turns: Sequence[Turn] = (
+            Turn(role="user", content=question),
+            Turn(role="assistant", content=answer.content, citations=answer.citations, intent=answer.intent),
+        )
+        rated = None
+        if reply_id:
+            rated = RatedAnswer(
+                activity_id=reply_id,
+                question=question,
+                answer=answer.content,
+                citations=answer.citations,
+                intent=answer.intent,
+            )
+        await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
+
+    @staticmethod
+    def _log_failure(exc: BaseException) -> None:
+        if isinstance(exc, RagError):
+            log.warning("answer failed: %s: %s", type(exc).__name__, exc)
+        else:
+            log.error("answer failed unexpectedly", exc_info=exc)
+
+    # --- welcome -----------------------------------------------------------------------------
+
+    async def _on_conversation_update(self, activity: Activity, outbox: Outbox) -> None:
+        if activity["channelId"] in WEB_CHAT_CHANNELS or not self._allowed(activity):
+            return  # Web Chat greets on its `webchat/join` event instead
+        bot_id = (activity.get("recipient") or {}).get("id")
+        added = [member.get("id") for member in activity.get("membersAdded") or []]
+        if conversation_type(activity) in ("channel", "groupChat"):
+            greet = bot_id in added  # the bot joined; don't greet every new member of a team
+        else:
+            greet = any(member != bot_id for member in added)
+        if greet:
+            await outbox.send(self.welcome())
+
+    # --- invokes -----------------------------------------------------------------------------
+
+    async def _on_invoke(self, activity: Activity) -> InvokeReply:
+        name = activity.get("name")
+        if name != "message/submitAction":
+            return InvokeReply(400, {"error": f"unsupported invoke {name!r}"})
+        if not self._allowed(activity):
+            return InvokeReply(403, {})
+        reply_to = activity.get("replyToId")
+        if not reply_to:
+            return InvokeReply(400, {"error": "replyToId: the rated message's id is required"})
+        try:
+            reaction, comment = parse_submit_action(activity.get("value"))
+        except BadFeedback as exc:
+            return InvokeReply(400, {"error": str(exc)})
+        key = thread_key(activity)
+        rated = (await self.memory.load(key)).state.answer(reply_to)
+        record = FeedbackRecord(
+            reply_to_id=reply_to,
+            reaction=reaction,
+            comment=comment,
+            channel_id=activity["channelId"],
+            conversation_id=activity["conversation"]["id"],
+            user_id=activity["from"].get("aadObjectId") or activity["from"]["id"],
+            tenant_id=tenant_of(activity),
+        )
+        await save_feedback(self.store, with_answer(record, rated))
+        return InvokeReply(200, {})

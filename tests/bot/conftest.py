@@ -1,0 +1,80 @@
+"""Fixtures: the real bot app on loopback, a fake connector receiving its replies, a fake answerer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+from botbuilder.core import Storage
+
+from bot.app import create_app
+from bot.settings import BotSettings
+from bot.turns import TurnTiming
+from tests.bot.fakes import FakeAnswerer, FakeConnector
+
+STREAM_INTERVAL = 0.05
+
+
+@dataclass
+class Bot:
+    client: TestClient[Any, Any]
+    connector: FakeConnector
+    answerer: FakeAnswerer
+    service_url: str
+    settings: BotSettings
+
+    async def post(self, activity: dict[str, Any], **kwargs: Any) -> ClientResponse:
+        return await self.client.post("/api/messages", json=activity, **kwargs)
+
+    async def ask(self, activity: dict[str, Any]) -> ClientResponse:
+        response = await self.post(activity)
+        assert response.status == 200, await response.text()
+        return response
+
+
+MakeBot = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def connector(aiohttp_server: Any) -> tuple[FakeConnector, str]:
+    fake = FakeConnector()
+    server = await aiohttp_server(fake.app)
+    return fake, str(server.make_url("")).rstrip("/") + "/"
+
+
+@pytest.fixture
+def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path: Path) -> MakeBot:
+    """Build the app with settings overrides; the answerer and storage can be swapped."""
+
+    async def make(
+        answerer: FakeAnswerer | None = None,
+        *,
+        storage: Storage | None = None,
+        timing: TurnTiming | None = None,
+        auth_overrides: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Bot:
+        fake, service_url = connector
+        settings = BotSettings(_env_file=None, data_dir=tmp_path, **overrides)  # type: ignore[call-arg]
+        answerer = answerer or FakeAnswerer()
+        app = create_app(
+            settings,
+            answerer,
+            storage=storage,
+            timing=timing or TurnTiming(stream_interval=STREAM_INTERVAL),
+            auth_overrides=auth_overrides,
+        )
+        client = await aiohttp_client(app)
+        return Bot(client, fake, answerer, service_url, settings)
+
+    return make
+
+
+@pytest.fixture
+async def bot(make_bot: MakeBot) -> Bot:
+    return await make_bot()
