@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 from jsonschema import Draft4Validator
 from PIL import Image, UnidentifiedImageError
 
@@ -119,12 +120,12 @@ def _icon_problems(role: str, name: str, data: bytes | None) -> list[str]:
         width, height = ICON_SIZES[role]
         problems.append(f"icons.{role}: {name} is {image.size[0]}x{image.size[1]}, not {width}x{height}")
     if role == "outline":
-        rgba = image.convert("RGBA")
-        alpha = rgba.getchannel("A")
-        if alpha.getextrema()[0] != 0:
+        pixels = np.asarray(image.convert("RGBA"))
+        alpha = pixels[..., 3]
+        if alpha.min() != 0:
             problems.append(f"icons.outline: {name} has no transparent background")
-        drawn = [pixel for pixel in rgba.getdata() if pixel[3] > 0]
-        if not drawn or any(min(pixel[:3]) < 200 for pixel in drawn):
+        drawn = pixels[alpha > 0][:, :3]
+        if drawn.size == 0 or drawn.min() < 200:
             problems.append(f"icons.outline: {name} must be drawn in white only")
     return problems
 
