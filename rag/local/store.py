@@ -149,6 +149,7 @@ class LocalStore:
             raise
         self._vectors: _Vectors | None = None
         self._loaded_version: int | None = None
+        self._terms: sqlite3.Connection | None = None  # in-memory FTS5 table used as the index's tokenizer
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -156,6 +157,9 @@ class LocalStore:
         with self._lock:
             self._db.close()
             self._vectors = None
+            if self._terms is not None:
+                self._terms.close()
+                self._terms = None
 
     def __enter__(self) -> LocalStore:
         return self
@@ -352,6 +356,35 @@ class LocalStore:
             ScoredChunk(chunk=Chunk.model_validate_json(data), score=-float(rank), query=query)
             for data, rank in rows
         ]
+
+    def index_terms(self, text: str) -> list[str]:
+        """`text` as the keyword index sees it: lower-cased, porter-stemmed terms in order (FTS5's own
+        tokenizer, so they compare equal to what `document_frequencies` counts)."""
+        with self._lock:
+            if self._terms is None:
+                self._terms = sqlite3.connect(":memory:", check_same_thread=False)
+                self._terms.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize='porter unicode61')")
+                self._terms.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, instance)")
+            self._terms.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
+            found = [row[0] for row in self._terms.execute("SELECT term FROM v ORDER BY offset")]
+            self._terms.execute("DELETE FROM t")
+        return found
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each index term (from `index_terms`); a term found nowhere maps to 0."""
+        wanted = list(dict.fromkeys(terms))
+        with self._lock:
+            self._db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
+            )
+            counts = {
+                term: int(doc)
+                for term, doc in self._db.execute(
+                    "SELECT term, doc FROM temp.vocab WHERE term IN (SELECT value FROM json_each(?))",
+                    (json.dumps(wanted),),
+                )
+            }
+        return {term: counts.get(term, 0) for term in wanted}
 
     def vector_search(
         self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None

@@ -1,0 +1,148 @@
+"""LocalRetriever: the grounded pipeline's retriever over the embedded store (FTS5 bm25 + exact vectors).
+
+Query types map onto the store the way they do onto Azure AI Search: `simple` is keyword search,
+`vector` is vector search, the hybrids fuse both lists by weighted rank. There is no semantic reranker
+locally, so `semantic` runs like `vector_simple_hybrid` and `vector_semantic_hybrid` like the hybrid too.
+
+Relevance (`rerank_score`, what strictness cuts on) is the local stand-in for the semantic reranker's
+score, whatever the query type: the mean of the MiniLM cosine of query and chunk and the query's term
+coverage (the idf-weighted share of the query's content words the chunk contains). Cosine alone cannot
+tell "who is the CEO of Contoso" from an answerable question (every article says Contoso); the coverage
+notices that the rare, decisive word is missing. A keyword-only hit outside the vector candidates is
+given the lowest candidate cosine, an upper bound of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.documents import ScoredChunk
+from rag.embedding import Embedder
+from rag.errors import ConfigError, NotReady
+from rag.grounded.fusion import fuse
+from rag.grounded.text import content_words
+from rag.local.store import LocalStore
+from rag.settings import QueryType
+
+VECTOR_WEIGHT = 3.0
+KEYWORD_WEIGHT = 1.0
+"""Fusion weights: dense MiniLM ranks better than bm25 on help-desk questions, keywords catch codes
+(tuned on samples/helpdesk/questions.jsonl, see rag/grounded/README.md)."""
+CANDIDATES = 50
+"""Vector hits scored per query: the pool relevance is read from (cheap: one exact matmul)."""
+TERM_CACHE = 4096
+BUILD_HINT = "run `ragbot index samples/helpdesk` (or make run) first"
+
+
+class LocalRetriever:
+    """Searches `index.sqlite`; the file is opened on first use so a missing index is a clear reason."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        path: Path,
+        embedder: Embedder,
+        *,
+        query_type: QueryType = QueryType.vector_simple_hybrid,
+        vector_weight: float = VECTOR_WEIGHT,
+        keyword_weight: float = KEYWORD_WEIGHT,
+    ) -> None:
+        self.path = Path(path)
+        self.embedder = embedder
+        self.query_type = query_type
+        self.vector_weight = vector_weight
+        self.keyword_weight = keyword_weight
+        self._store: LocalStore | None = None
+        self._lock = asyncio.Lock()
+        self._chunk_terms: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+
+    def _problem(self) -> str | None:
+        if not self.path.is_file():
+            return f"the local index {self.path} does not exist: {BUILD_HINT}"
+        return None
+
+    async def store(self) -> LocalStore:
+        async with self._lock:
+            if self._store is None:
+                problem = self._problem()
+                if problem:
+                    raise NotReady(problem)
+                self._store = LocalStore(
+                    self.path, dimensions=self.embedder.dimensions, embedder_name=self.embedder.name
+                )
+            return self._store
+
+    async def ready(self) -> str | None:
+        problem = self._problem()
+        if problem:
+            return problem
+        try:
+            count = (await self.store()).count()
+        except ConfigError as exc:
+            return str(exc)
+        if count == 0:
+            return f"the local index {self.path} is empty: {BUILD_HINT}"
+        return None
+
+    async def retrieve(
+        self, query: str, *, top: int, groups: Sequence[str] | None = None
+    ) -> list[ScoredChunk]:
+        store = await self.store()
+        keyword = self.query_type is QueryType.simple
+        vectors = (await self.embedder.embed([query]))[0]
+        dense = store.vector_search(vectors, max(top, CANDIDATES), groups)
+        cosine = {hit.chunk.id: hit.score for hit in dense}
+        floor = min(cosine.values(), default=0.0)
+        lists: list[tuple[Sequence[ScoredChunk], float]] = []
+        if self.query_type is not QueryType.vector:
+            lists.append((store.keyword_search(query, top, groups), self.keyword_weight))
+        if not keyword:
+            lists.append((dense[:top], self.vector_weight))
+        hits = fuse(lists)[:top]
+        weights = self._term_weights(store, query)
+        return [
+            hit.model_copy(
+                update={
+                    "query": query,
+                    "rerank_score": self._relevance(store, hit, cosine.get(hit.chunk.id, floor), weights),
+                }
+            )
+            for hit in hits
+        ]
+
+    def _term_weights(self, store: LocalStore, query: str) -> dict[str, float]:
+        """idf of each content term of the query; a term no chunk holds weighs the most."""
+        terms = store.index_terms(" ".join(content_words(query)))
+        total = store.count()
+        return {t: math.log((total + 1) / (df + 0.5)) for t, df in store.document_frequencies(terms).items()}
+
+    def _relevance(
+        self, store: LocalStore, hit: ScoredChunk, cosine: float, weights: dict[str, float]
+    ) -> float:
+        if not weights:
+            return cosine
+        held = self._terms_of(store, hit)
+        coverage = sum(w for t, w in weights.items() if t in held) / sum(weights.values())
+        return (cosine + coverage) / 2
+
+    def _terms_of(self, store: LocalStore, hit: ScoredChunk) -> frozenset[str]:
+        key = (hit.chunk.id, hit.chunk.content_hash)
+        terms = self._chunk_terms.get(key)
+        if terms is None:
+            terms = frozenset(store.index_terms(f"{hit.chunk.title or ''} {hit.chunk.content}"))
+            self._chunk_terms[key] = terms
+            if len(self._chunk_terms) > TERM_CACHE:
+                self._chunk_terms.popitem(last=False)
+        else:
+            self._chunk_terms.move_to_end(key)
+        return terms
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
