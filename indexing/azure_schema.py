@@ -6,8 +6,6 @@ embedding dependency from the same spec, so what the bot asks for is what this c
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from azure.search.documents.indexes.models import (
     AzureOpenAIVectorizer,
     AzureOpenAIVectorizerParameters,
@@ -25,6 +23,7 @@ from azure.search.documents.indexes.models import (
     VectorSearchVectorizer,
 )
 
+from rag.azure.embeddings import embedding_target
 from rag.errors import ConfigError
 from rag.index_spec import IndexSpec
 
@@ -47,12 +46,6 @@ def embedding_model_name(spec: IndexSpec) -> str:
     if spec.dimensions == 3072:
         return "text-embedding-3-large"
     return "text-embedding-ada-002" if spec.dimensions == 1536 else "text-embedding-3-small"
-
-
-def _resource_url(endpoint: str) -> str:
-    """`https://x.openai.azure.com/openai/deployments/...` -> `https://x.openai.azure.com`."""
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else endpoint.rstrip("/")
 
 
 def _field(name: str, type: str = SearchFieldDataType.STRING, **flags: bool) -> SearchField:
@@ -95,13 +88,14 @@ def build_index(spec: IndexSpec, *, vectorizer_key: str | None = None) -> Search
         vector.vector_search_profile_name = PROFILE
         fields.append(vector)
         vectorizers: list[VectorSearchVectorizer] = []
-        if spec.embedding_deployment and spec.embedding_endpoint:
+        if spec.embedding_endpoint and spec.embedding_deployment:
+            resource, deployment = embedding_target(spec.embedding_endpoint, spec.embedding_deployment)
             vectorizers.append(
                 AzureOpenAIVectorizer(
                     vectorizer_name=VECTORIZER,
                     parameters=AzureOpenAIVectorizerParameters(
-                        resource_url=_resource_url(spec.embedding_endpoint),
-                        deployment_name=spec.embedding_deployment,
+                        resource_url=resource,
+                        deployment_name=deployment,
                         model_name=embedding_model_name(spec),
                         api_key=vectorizer_key,
                     ),

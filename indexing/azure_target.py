@@ -7,8 +7,8 @@ one filtered query (`chunk_id eq '0'`). A file that yields no chunks is not reme
 (but not rewritten) on every run.
 
 Uploads go in batches within the service limits (1000 documents, 16 MB a request), several in flight;
-a request answered 429/503 and a document answered 409/422/429/503 are retried with backoff, and every
-other per-document failure is reported with the service's reason.
+a request answered 429/503 (or lost) and a document answered 409/422/429/503 are retried with backoff,
+and every other per-document failure is reported with the service's reason.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ MAX_BATCH_DOCS = 1000  # service limit per indexing request
 MAX_BATCH_BYTES = 15 * 1024 * 1024  # under the 16 MB request limit, leaving room for the envelope
 PAGE = 1000  # search results per listing request (the service's maximum `top`)
 RETRYABLE_DOCUMENT = frozenset({409, 422, 429, 503})
-RETRYABLE_REQUEST = frozenset({429, 503})
+# A refused request: azure-core's retry policy already retries 503 (and network errors) for POST, not 429.
+RETRYABLE_REQUEST = frozenset({429})
 
 T = TypeVar("T")
 
@@ -296,8 +297,7 @@ class AzureSearchTarget:
                 status = getattr(exc, "status_code", None)
                 if status in (401, 403):
                     raise AuthError(f"Azure AI Search refused the credentials: {_reason(exc)}") from None
-                retry_request = status in RETRYABLE_REQUEST or not isinstance(exc, HttpResponseError)
-                if retry_request and not last_try:
+                if status in RETRYABLE_REQUEST and not last_try:
                     await asyncio.sleep(backoff(attempt, base=self.retry_base))
                     continue
                 return {a.filepath: f"upload failed: {_reason(exc)}" for a in pending}

@@ -30,6 +30,7 @@ class Setup:
     embedder: Embedder | None
     chunk_tokens: int
     overlap: int
+    embed_concurrency: int = 1
 
 
 def default_target(settings: Settings) -> TargetName:
@@ -68,7 +69,7 @@ def azure_setup(settings: Settings, **target_options: Any) -> Setup:
         from azure.identity.aio import DefaultAzureCredential
 
         target = AzureSearchTarget(spec, search.base_url, DefaultAzureCredential(), **options)
-    return Setup(target, embedder, AZURE_CHUNK_TOKENS, AZURE_OVERLAP)
+    return Setup(target, embedder, AZURE_CHUNK_TOKENS, AZURE_OVERLAP, embed_concurrency=4)
 
 
 def build_setup(settings: Settings, name: TargetName) -> Setup:

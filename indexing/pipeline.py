@@ -116,6 +116,7 @@ class Indexer:
         progress: Progress | None = None,
         base_url: str | None = None,
         group_chunks: int = GROUP_CHUNKS,
+        embed_concurrency: int = 1,
     ) -> None:
         if target.dimensions is not None and embedder is None:
             raise ConfigError(f"the {target.name} index stores vectors but no embedding model is configured")
@@ -123,6 +124,9 @@ class Indexer:
         self.progress = progress or Progress(live=False)
         self.base_url = base_url
         self.group_chunks = group_chunks
+        self.embed_concurrency = (
+            embed_concurrency  # >1 for a remote model; a local one already uses every core
+        )
 
     async def run(
         self, roots: Sequence[Path], *, recreate: bool = False, dry_run: bool = False
@@ -250,11 +254,18 @@ class Indexer:
         texts = [embedding_text(chunk) for pending in group for chunk in pending.chunks]
         # Slices of similar length waste little compute on padding; rows are put back in order below.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        parts = []
-        for start in range(0, len(order), EMBED_SLICE):
-            part = await self.embedder.embed([texts[i] for i in order[start : start + EMBED_SLICE]])
-            parts.append(np.asarray(part, dtype=np.float32))
+        gate = asyncio.Semaphore(self.embed_concurrency)
+        embedder = self.embedder
+
+        async def one(start: int) -> np.ndarray:
+            async with gate:
+                part = np.asarray(
+                    await embedder.embed([texts[i] for i in order[start : start + EMBED_SLICE]]), np.float32
+                )
             bar.update(len(part))
+            return part
+
+        parts = await asyncio.gather(*(one(start) for start in range(0, len(order), EMBED_SLICE)))
         matrix = np.concatenate(parts) if parts else np.zeros((0, self.target.dimensions or 0), np.float32)
         if matrix.shape[0] == len(texts):
             matrix[order] = matrix.copy()

@@ -1,0 +1,120 @@
+"""Fixtures of tests/indexing: a loopback Azure AI Search + embeddings service, settings from a clean
+environment, and a small folder of real documents of every supported type."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import docx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from fpdf import FPDF
+from search_fake import FakeSearch
+
+from rag.settings import Settings, load_settings
+
+
+@pytest.fixture
+async def search() -> AsyncIterator[FakeSearch]:
+    fake = FakeSearch()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[dict[str, str]], Settings]:
+    """Settings read from exactly the given variables (no outer AZURE_*/RAGBOT_* and no .env)."""
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "RAGBOT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    def make(env: dict[str, str]) -> Settings:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return load_settings(env_file=None)
+
+    return make
+
+
+def pdf_bytes(pages: list[tuple[str, str]], title: str | None = None, password: str | None = None) -> bytes:
+    """A real PDF: one page per (outline heading, text)."""
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for heading, text in pages:
+        pdf.add_page()
+        pdf.start_section(heading)
+        pdf.multi_cell(0, 6, text)
+    if title:
+        pdf.set_title(title)
+    if password:
+        pdf.set_encryption(owner_password=password + "-owner", user_password=password)
+    return bytes(pdf.output())
+
+
+def docx_bytes() -> bytes:
+    """A real DOCX with a title, two heading levels, a bullet list and a table."""
+    document = docx.Document()
+    document.core_properties.title = "Laptop Guide"
+    document.add_heading("Getting a laptop", level=1)
+    document.add_paragraph("Every new starter receives a laptop on the first day.")
+    document.add_heading("Models", level=2)
+    document.add_paragraph("Dell Latitude for most roles", style="List Bullet")
+    document.add_paragraph("MacBook Air for designers", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "Role", "Model"
+    table.rows[1].cells[0].text, table.rows[1].cells[1].text = "Designer", "MacBook Air"
+    document.add_heading("Returns", level=1)
+    document.add_paragraph("Return the laptop to the IT Bar on your last day.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+LONG_SECTION = " ".join(
+    f"Step {n}: open the Company Portal app, find the VPN profile number {n} and press install again."
+    for n in range(90)
+)
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> Path:
+    """A small knowledge base with one file of each type plus files that must be skipped."""
+    root = tmp_path / "kb"
+    (root / "it").mkdir(parents=True)
+    (root / "hr").mkdir()
+    (root / "_drafts").mkdir()
+    (root / "it" / "vpn.md").write_text(
+        "---\ntitle: Connect to the VPN\nurl: https://kb.example/it/vpn\nlast_modified: 2025-03-12\n"
+        "groups: [staff, contractors]\n---\n\n# Connect to the VPN\n\nOpen the VPN app and sign in.\n\n"
+        f"## Troubleshooting\n\n{LONG_SECTION}\n",
+        encoding="utf-8",
+    )
+    (root / "it" / "printers.txt").write_text("Printers\n\nUse the FollowMe queue to print anywhere.\n")
+    (root / "hr" / "holidays.html").write_text(
+        "<html><head><title>Public holidays | Contoso</title>"
+        '<link rel="canonical" href="https://kb.example/hr/holidays"></head>'
+        "<body><nav>Home | HR</nav><main><h1>Public holidays</h1><p>There are eight public holidays."
+        "</p><h2>Dates</h2><ul><li>1 January</li><li>25 December</li></ul></main>"
+        "<footer>Copyright</footer></body></html>",
+        encoding="utf-8",
+    )
+    (root / "hr" / "expenses.pdf").write_bytes(
+        pdf_bytes(
+            [("Scope", "This policy covers all travel."), ("Claims", "Claim within 30 days.")], "Expenses"
+        )
+    )
+    (root / "it" / "laptops.docx").write_bytes(docx_bytes())
+    (root / "README.md").write_text("# About this folder\n")
+    (root / "it" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (root / "_drafts" / "draft.md").write_text("# Not yet\n")
+    return root
