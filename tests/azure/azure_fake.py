@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ class FakeAzure:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.script: list[Reply] = []
-        self.default: Reply | None = None
+        self.respond: Callable[[Any], Reply] | None = None  # answers from the request body when no script
         self.url = ""
 
     def reply(self, *replies: Reply) -> None:
@@ -57,7 +58,8 @@ class FakeAzure:
                 at=time.monotonic(),
             )
         )
-        reply = self.script.pop(0) if self.script else self.default
+        body = json.loads(raw) if raw else None
+        reply = self.script.pop(0) if self.script else self.respond(body) if self.respond else None
         if reply is None:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
         if reply.delay:
