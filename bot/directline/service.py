@@ -349,6 +349,17 @@ class LocalDirectLine:
         sender = activity.get("from")
         activity["from"] = {**self.bot, **(sender if isinstance(sender, dict) else {}), "role": "bot"}
         if activity["type"] == "typing":
+            channel_data = activity.get("channelData")
+            if (
+                isinstance(channel_data, dict)
+                and channel_data.get("streamType")
+                and not channel_data.get("streamId")
+            ):
+                # A stream's first update: its id is the stream id. Web Chat 4.18 sorts updates that lack
+                # `streamId` next to any earlier stream's first update, so a second answer would show
+                # above the first; naming the stream keeps each answer where it belongs.
+                activity["id"] = activity.get("id") or conversation.new_id()
+                channel_data["streamId"] = activity["id"]
             activity_id = conversation.push_ephemeral(activity)
         else:
             activity_id = conversation.append(activity)
