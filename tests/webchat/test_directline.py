@@ -215,9 +215,10 @@ async def test_websocket_pushes_frames_and_reconnect_resumes_from_the_watermark(
     assert kinds == ["conversationUpdate", "message", "typing", "message"]
     typing = next(a for f in frames for a in f["activities"] if a["type"] == "typing")
     final = frames[-1]["activities"][0]
+    # Web Chat replaces by id, not duplicates; the first update names its stream.
     assert (
-        typing["id"] == final["id"] == final["channelData"]["streamId"]
-    )  # Web Chat replaces, not duplicates
+        typing["id"] == final["id"] == final["channelData"]["streamId"] == typing["channelData"]["streamId"]
+    )
     watermark = frames[-1]["watermark"]
     await ws.close()
 
