@@ -17,7 +17,9 @@ CLEAR = (0, 0, 0, 0)
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "manifests" / "teams"
 
 
-def bubble(draw: ImageDraw.ImageDraw, scale: float, *, outline: int | None, fill: tuple[int, ...] | None) -> None:
+def bubble(
+    draw: ImageDraw.ImageDraw, scale: float, *, outline: int | None, fill: tuple[int, ...] | None
+) -> None:
     """A speech bubble holding three text lines and a citation mark, on a 32-unit grid."""
 
     def box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
@@ -27,7 +29,7 @@ def bubble(draw: ImageDraw.ImageDraw, scale: float, *, outline: int | None, fill
     draw.rounded_rectangle(box(3, 4, 29, 23), radius=round(4 * scale), outline=WHITE, fill=fill, width=width)
     tail = [(8 * scale, 22 * scale), (8 * scale, 29 * scale), (15 * scale, 22 * scale)]
     draw.polygon([(round(x), round(y)) for x, y in tail], fill=fill or WHITE, outline=WHITE)
-    line = fill and ACCENT or WHITE
+    line = ACCENT if fill else WHITE
     for row, end in ((9, 22), (13, 20), (17, 16)):
         draw.rectangle(box(8, row, end, row + 2), fill=line)
     draw.rectangle(box(19, 16, 21, 20), fill=line)  # "[1]"-like citation mark
