@@ -129,4 +129,4 @@ def to_csv(records: Iterable[FeedbackRecord]) -> str:
 
 
 def to_json(records: Iterable[FeedbackRecord]) -> str:
-    return json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False)
+    return json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False) + "\n"

@@ -3,18 +3,79 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from pathlib import Path
+
+from bot.feedback import PREFIX, FeedbackRecord, records_from, to_csv, to_json
+from bot.sqlite_storage import SqliteStorage
+from bot.storage import STATE_FILE
+from ragbot.commands._common import init
 
 HELP = "list and export the feedback users gave on answers"
-DESCRIPTION = (
-    "List and export the feedback users gave on answers. Not available yet: issue #6 has not landed."
-)
+DESCRIPTION = """List the thumbs up/down and comments users gave on answers in Teams, each with the
+rated answer: question, answer, citations and search intent. Read from the SQLite store under
+RAGBOT_DATA_DIR (RAGBOT_STORAGE=sqlite, the default).
+
+  ragbot feedback                        a table, newest last
+  ragbot feedback --reaction dislike     only thumbs down
+  ragbot feedback --format csv -o fb.csv export for a spreadsheet
+  ragbot feedback --format json          everything, as JSON"""
+
+COMMENT_CHARS = 60
+QUESTION_CHARS = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    parser.add_argument("--reaction", choices=("like", "dislike"), help="only this reaction")
+    parser.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
+
+
+async def load(path: Path) -> list[FeedbackRecord]:
+    store = SqliteStorage(path)
+    try:
+        return records_from(await store.find(PREFIX))
+    finally:
+        await store.close()
+
+
+def _short(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def table(records: list[FeedbackRecord]) -> str:
+    if not records:
+        return "no feedback yet\n"
+    lines = [f"{'when':<25} {'reaction':<8} {'question':<{QUESTION_CHARS}} comment"]
+    for r in records:
+        lines.append(
+            f"{r.at:<25} {r.reaction:<8} {_short(r.question or '?', QUESTION_CHARS):<{QUESTION_CHARS}} "
+            f"{_short(r.comment, COMMENT_CHARS)}"
+        )
+    likes = sum(r.reaction == "like" for r in records)
+    lines.append(f"\n{len(records)} ratings: {likes} like, {len(records) - likes} dislike")
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    print("ragbot feedback: not available yet (issue #6 has not landed)", file=sys.stderr)
-    return 2
+    settings = init().bot
+    if settings.storage != "sqlite":
+        print(
+            f"ragbot feedback: reads the SQLite store; with RAGBOT_STORAGE={settings.storage} query "
+            "the items whose key starts with 'feedback|' in that store instead",
+            file=sys.stderr,
+        )
+        return 2
+    path = settings.data_dir / STATE_FILE
+    records = asyncio.run(load(path)) if path.is_file() else []
+    if args.reaction:
+        records = [r for r in records if r.reaction == args.reaction]
+    output = {"table": table, "csv": to_csv, "json": to_json}[args.format](records)
+    if args.output:
+        args.output.write_text(output, encoding="utf-8")
+        print(f"wrote {len(records)} ratings to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+    return 0

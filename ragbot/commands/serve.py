@@ -16,7 +16,8 @@ HELP = "run the bot (POST /api/messages), the web chat page (GET /) and health p
 DESCRIPTION = """Serve the Bot Framework endpoint POST /api/messages, the web chat page at /,
 and GET /healthz and /readyz. Host and port come from RAGBOT_HOST and RAGBOT_PORT
 (default 127.0.0.1:3978) unless given here. With no MicrosoftAppId, inbound auth is off:
-fine on your machine, never in production."""
+fine on your machine, never in production. Conversation memory and feedback are kept in
+RAGBOT_STORAGE (default: a SQLite file under RAGBOT_DATA_DIR)."""
 
 log = logging.getLogger("ragbot.serve")
 
@@ -24,6 +25,7 @@ log = logging.getLogger("ragbot.serve")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to listen on (default: RAGBOT_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: RAGBOT_PORT or 3978)")
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     host, port = args.host or bot.host, args.port or bot.port
     choice = choose_backend(settings.rag)
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
+    log.info("conversation memory: %s storage", bot.storage)
     app = create_app(bot, build_answerer(settings.rag))
     log.info("serving on http://%s:%d/ (bot endpoint /api/messages)", host, port)
-    web.run_app(app, host=host, port=port, print=None)
+    access_log = logging.getLogger("aiohttp.access") if args.access_log else None
+    web.run_app(app, host=host, port=port, print=None, access_log=access_log)
     return 0

@@ -60,7 +60,7 @@ def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path
         **overrides: Any,
     ) -> Bot:
         fake, service_url = connector
-        settings = BotSettings(_env_file=None, data_dir=tmp_path, **overrides)  # type: ignore[call-arg]
+        settings = BotSettings(_env_file=None, data_dir=tmp_path, **overrides)
         answerer = answerer or FakeAnswerer()
         app = create_app(
             settings,

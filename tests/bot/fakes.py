@@ -33,6 +33,7 @@ class Received:
     at: float
     authorization: str | None
     status: int
+    returned_id: str | None
 
     @property
     def type(self) -> str:
@@ -73,7 +74,8 @@ class FakeConnector:
         activity = await request.json()
         if self.delay:
             await asyncio.sleep(self.delay)
-        status, body = 201, {"id": f"bot-{next(self._ids)}"}
+        body: dict[str, Any] = {"id": f"bot-{next(self._ids)}"}
+        status = 201
         if activity.get("id"):
             body = {"id": activity["id"]}
         is_stream = any(e.get("type") == "streaminfo" for e in activity.get("entities") or [])
@@ -94,6 +96,7 @@ class FakeConnector:
                 at=time.monotonic(),
                 authorization=request.headers.get("Authorization"),
                 status=status,
+                returned_id=body.get("id"),
             )
         )
         self._arrived.set()

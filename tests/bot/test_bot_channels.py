@@ -1,0 +1,114 @@
+"""Web Chat, Direct Line, the Emulator and `expectReplies` over the real app on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bot.conftest import MakeBot
+from tests.bot.fakes import BOT_ID, FakeAnswerer, activity
+
+
+async def test_webchat_stream_fields_travel_in_channel_data(make_bot: MakeBot) -> None:
+    bot = await make_bot(FakeAnswerer(pieces=6, piece_delay=0.03))
+    inbound = activity(
+        bot.service_url,
+        "vpn",
+        channel="directline",
+        conversation_id="dl-conv-1",
+        conversation_type=None,
+        tenant=None,
+    )
+    await bot.ask(inbound)
+    sent = bot.connector.in_conversation("dl-conv-1")
+    kinds = [r.activity["channelData"].get("streamType") for r in sent]
+    assert kinds[0] == "informative" and kinds[-1] == "final"
+    assert set(kinds[1:-1]) <= {"streaming"}
+    sequences = [r.activity["channelData"].get("streamSequence") for r in sent[:-1]]
+    assert sequences == list(range(1, len(sent)))
+    assert {r.activity["channelData"].get("streamId") for r in sent[1:]} == {"bot-1"}
+    final = sent[-1]
+    assert final.type == "message"
+    # Web Chat reads citations from Markdown reference definitions at the end of the text.
+    assert '[1]: https://kb/p "Portal guide"' in final.text
+    assert all(r.reply_to_id == inbound["id"] for r in sent)
+
+
+async def test_emulator_gets_typing_then_one_message(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    inbound = activity(
+        bot.service_url,
+        "printer",
+        channel="emulator",
+        conversation_id="emu-1",
+        conversation_type=None,
+        tenant=None,
+    )
+    await bot.ask(inbound)
+    sent = bot.connector.in_conversation("emu-1")
+    assert [r.type for r in sent] == ["typing", "message"]
+    assert "Sources:" in sent[1].text and "[1]" in sent[1].text
+    assert all(r.stream is None and r.reply_to_id == inbound["id"] for r in sent)
+
+
+async def test_streaming_can_be_turned_off(make_bot: MakeBot) -> None:
+    bot = await make_bot(streaming=False)
+    await bot.ask(activity(bot.service_url, "vpn"))
+    assert [r.type for r in bot.connector.in_conversation("a:personal-1")] == ["typing", "message"]
+
+
+async def test_expect_replies_come_back_in_the_response(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    inbound = activity(bot.service_url, "vpn", deliveryMode="expectReplies")
+    response = await bot.ask(inbound)
+    body = await response.json()
+    kinds = [a["type"] for a in body["activities"]]
+    assert kinds == ["typing", "message"], "no streaming when replies are buffered"
+    message = body["activities"][-1]
+    assert message["replyToId"] == inbound["id"] and message["from"]["id"] == BOT_ID
+    assert message["conversation"] == inbound["conversation"] and message["id"]
+    assert bot.connector.received == [], "nothing is posted to the connector"
+
+
+async def test_welcome_on_members_added_with_three_suggestions(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    update = activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": "29:user-1"}])
+    await bot.ask(update)
+    (welcome,) = bot.connector.messages("a:personal-1")
+    actions = welcome.activity["suggestedActions"]["actions"]
+    assert [a["value"] for a in actions] == bot.settings.welcome_questions[:3]
+    assert all(a["type"] == "imBack" for a in actions)
+    # The bot itself being added to a personal chat is not a reason to greet twice.
+    await bot.ask(activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": BOT_ID}]))
+    assert len(bot.connector.messages("a:personal-1")) == 1
+
+
+async def test_web_chat_greets_on_join_not_on_members_added(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    common: dict[str, Any] = {
+        "channel": "directline",
+        "conversation_id": "dl-2",
+        "conversation_type": None,
+        "tenant": None,
+    }
+    await bot.ask(
+        activity(
+            bot.service_url, kind="conversationUpdate", membersAdded=[{"id": BOT_ID}, {"id": "u"}], **common
+        )
+    )
+    assert bot.connector.received == []
+    await bot.ask(activity(bot.service_url, kind="event", name="webchat/join", **common))
+    (welcome,) = bot.connector.messages("dl-2")
+    assert len(welcome.activity["suggestedActions"]["actions"]) == 3
+
+
+async def test_team_welcome_only_when_the_bot_joins(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    channel: dict[str, Any] = {"conversation_id": "19:general@thread.tacv2", "conversation_type": "channel"}
+    await bot.ask(
+        activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": "29:new"}], **channel)
+    )
+    assert bot.connector.received == []
+    await bot.ask(
+        activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": BOT_ID}], **channel)
+    )
+    assert len(bot.connector.messages("19:general@thread.tacv2")) == 1
