@@ -49,16 +49,16 @@ class FakeAzure:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        body = json.loads(raw) if raw else None
         self.requests.append(
             Recorded(
                 path=request.path,
                 query=dict(request.query),
                 headers=dict(request.headers),
-                body=json.loads(raw) if raw else None,
+                body=body,
                 at=time.monotonic(),
             )
         )
-        body = json.loads(raw) if raw else None
         reply = self.script.pop(0) if self.script else self.respond(body) if self.respond else None
         if reply is None:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)

@@ -1,0 +1,133 @@
+"""`ragbot ask` end to end: the real CLI entry point, configured only by AZURE_* variables that point at
+the loopback fake Azure OpenAI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from azure_fake import FakeAzure, Reply
+
+from rag.contract import Answer
+from ragbot.cli import main
+
+Runner = Callable[..., Awaitable[tuple[int, str, str]]]
+
+CITATIONS = [
+    {
+        "content": "Install the VPN client first.",
+        "title": "VPN guide",
+        "url": "https://kb.example/vpn",
+        "chunk_id": "0",
+    },
+    {
+        "content": "Error 809: port blocked.",
+        "title": "VPN errors",
+        "filepath": "it/vpn-errors.md",
+        "chunk_id": "1",
+    },
+]
+REPLY = {
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {
+                "role": "assistant",
+                "content": "Error 809 means a blocked port [doc2]; install the client [doc1].",
+                "context": {"citations": CITATIONS, "intent": '["vpn error 809"]'},
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62},
+}
+
+
+@pytest.fixture
+def ragbot(
+    fake_azure: FakeAzure, make_settings: Callable[[dict[str, str]], Any], capsys: pytest.CaptureFixture[str]
+) -> Runner:
+    """Runs `ragbot ask ARGS` through the real CLI entry point (in a worker thread, since it starts its
+    own event loop) with only AZURE_* variables pointing at the fake; returns (exit code, stdout, stderr)."""
+    make_settings(
+        {
+            "AZURE_OPENAI_ENDPOINT": fake_azure.url,
+            "AZURE_OPENAI_KEY": "cli-key",
+            "AZURE_OPENAI_MODEL": "gpt-4o",
+            "AZURE_SEARCH_SERVICE": "contoso",
+            "AZURE_SEARCH_INDEX": "kb",
+            "AZURE_SEARCH_KEY": "search-key",
+            "RAGBOT_RETRY_BUDGET": "0",
+        }
+    )
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(main, ["ask", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+async def test_ask_prints_answer_and_numbered_sources(fake_azure: FakeAzure, ragbot: Runner) -> None:
+    fake_azure.reply(Reply(body=REPLY))
+    code, out, err = await ragbot("vpn error 809?")
+    assert code == 0, err
+    assert "Error 809 means a blocked port [doc2]; install the client [doc1]." in out
+    assert "Searched for: vpn error 809" in out
+    sources = out.split("Sources:")[1]
+    assert sources.index("[doc2] VPN errors - it/vpn-errors.md") < sources.index(
+        "[doc1] VPN guide - https://kb.example/vpn"
+    )
+    sent = fake_azure.requests[0]
+    assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert sent.body["data_sources"][0]["parameters"]["index_name"] == "kb"
+    assert sent.body["messages"][-1] == {"role": "user", "content": "vpn error 809?"}
+
+
+async def test_ask_json_prints_the_answer_model(fake_azure: FakeAzure, ragbot: Runner) -> None:
+    fake_azure.reply(Reply(body=REPLY))
+    code, out, err = await ragbot("--json", "vpn error 809?")
+    assert code == 0, err
+    answer = Answer.model_validate_json(out)
+    assert answer.cited_numbers() == [2, 1]
+    assert answer.citations[1].filepath == "it/vpn-errors.md"
+    assert answer.intent == ["vpn error 809"]
+    assert answer.usage is not None and answer.usage.total_tokens == 62
+
+
+async def test_ask_stream(fake_azure: FakeAzure, ragbot: Runner) -> None:
+    chunks = [
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "context": {"citations": CITATIONS, "intent": "vpn"}},
+                }
+            ]
+        },
+        {"choices": [{"index": 0, "delta": {"content": "Blocked port [do"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "c2]."}, "finish_reason": "stop"}]},
+    ]
+    fake_azure.reply(Reply(events=chunks))
+    code, out, err = await ragbot("--stream", "vpn?")
+    assert code == 0, err
+    assert out.startswith("Blocked port [doc2].")
+    assert "[doc2] VPN errors - it/vpn-errors.md" in out
+    assert fake_azure.requests[0].body["stream"] is True
+
+
+async def test_ask_explains_a_model_without_on_your_data(fake_azure: FakeAzure, ragbot: Runner) -> None:
+    refused = {"error": {"message": "Unrecognized request argument supplied: data_sources", "code": None}}
+    fake_azure.reply(Reply(status=400, body=refused))
+    code, out, err = await ragbot("vpn?")
+    assert code == 1
+    assert (
+        "DataSourceError" in err
+        and "does not support On Your Data" in err
+        and "RAGBOT_BACKEND=grounded" in err
+    )
+    assert json.dumps(refused) not in out
