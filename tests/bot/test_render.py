@@ -417,3 +417,18 @@ def test_streamed_text_only_grows_and_matches_the_final_numbering(
     if sent and sent[-1]:
         assert final["text"].startswith(sent[-1])
         root_entity(final)
+
+
+def test_web_chat_excerpts_of_sources_without_urls_shrink_to_fit() -> None:
+    citations = [
+        doc(n, url=None, filepath=f"kb/note-{n}.md", content=f"Line {n}. " + "word " * 900)
+        for n in range(1, 21)
+    ]
+    answer = Answer(content=" ".join(f"Fact {n} [doc{n}]." for n in range(1, 21)), citations=citations)
+    reply = render_reply(answer, "webchat", None)
+    assert _limit_ok(reply)
+    claims = root_entity(reply)["citation"]
+    assert len(claims) == 20, "shorter excerpts made room for every source"
+    assert all(claim["appearance"]["text"].startswith(f"Line {claim['position']}.") for claim in claims)
+    assert all(len(claim["appearance"]["text"]) <= 160 for claim in claims)
+    assert REFERENCE.findall(reply["text"])[0] == ("1", "cite:1", "Document 1")
