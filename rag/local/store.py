@@ -31,10 +31,12 @@ from pydantic import BaseModel
 from rag.documents import Chunk, ScoredChunk
 from rag.errors import ConfigError
 from rag.local.embedder import DIMENSIONS, MODEL_NAME
+from rag.local.vectors import VectorIndex
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
 MAX_QUERY_TERMS = 64  # bounds the cost of a pasted wall of text; the first terms carry the question
+FREQUENCY_CACHE = 50_000  # document frequencies remembered between searches (cleared when the file changes)
 # bm25 column weights for (title, headings, content): a hit in a title says more than one in a body.
 BM25_WEIGHTS = (2.0, 1.5, 1.0)
 
@@ -86,6 +88,11 @@ class FileChange(BaseModel):
     deleted: int = 0
 
 
+def query_terms(text: str) -> list[str]:
+    """The distinct letter/digit runs of `text`, lower-cased, at most `MAX_QUERY_TERMS`."""
+    return list(dict.fromkeys(term.lower() for term in _TERM.findall(text)))[:MAX_QUERY_TERMS]
+
+
 def fts_query(text: str) -> str:
     """Arbitrary user text as an FTS5 query that cannot fail or carry operators.
 
@@ -94,33 +101,12 @@ def fts_query(text: str) -> str:
     passages matching more and rarer terms first. Identifiers such as `0x80070005` or `809` stay one term.
     Returns "" when there is nothing to search for.
     """
-    terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(text)))[:MAX_QUERY_TERMS]
-    return " OR ".join(f'"{term}"' for term in terms)
+    return " OR ".join(f'"{term}"' for term in query_terms(text))
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-class _Vectors:
-    """The in-memory copy of every vector plus what vector search needs to trim by group."""
-
-    def __init__(
-        self, rows: np.ndarray, matrix: np.ndarray, public: np.ndarray, by_group: dict[str, np.ndarray]
-    ):
-        self.rows = rows
-        self.matrix = matrix
-        self.public = public
-        self.by_group = by_group
-
-    def allowed(self, groups: Sequence[str]) -> np.ndarray:
-        mask = self.public.copy()
-        for group in groups:
-            index = self.by_group.get(group)
-            if index is not None:
-                mask[index] = True
-        return mask
 
 
 class LocalStore:
@@ -147,8 +133,13 @@ class LocalStore:
         except BaseException:
             self._db.close()
             raise
-        self._vectors: _Vectors | None = None
-        self._loaded_version: int | None = None
+        # caches of what the file holds, valid while PRAGMA data_version stays put (see `_sync`)
+        self._version: int | None = None
+        self._changed = False  # our own commits do not move data_version
+        self._vectors = VectorIndex(dimensions)
+        self._vectors_current = False
+        self._frequencies: dict[str, int] = {}
+        self._count: int | None = None
         self._terms: sqlite3.Connection | None = None  # in-memory FTS5 table used as the index's tokenizer
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -156,7 +147,8 @@ class LocalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._vectors = None
+            self._vectors = VectorIndex(self.dimensions)
+            self._vectors_current = False
             if self._terms is not None:
                 self._terms.close()
                 self._terms = None
@@ -180,7 +172,7 @@ class LocalStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            self._vectors = None  # our own commits do not move PRAGMA data_version
+            self._changed = True
 
     def _check_meta(self) -> None:
         wanted = {
@@ -217,7 +209,10 @@ class LocalStore:
     def count(self) -> int:
         """Number of chunks."""
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            self._sync()
+            if self._count is None:
+                self._count = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            return self._count
 
     def replace_file(
         self,
@@ -330,31 +325,52 @@ class LocalStore:
     def keyword_search(self, query: str, top: int, groups: Sequence[str] | None = None) -> list[ScoredChunk]:
         """The `top` best bm25 matches for any user text (see `fts_query`); score = -bm25, higher is better.
 
+        Terms held by at least half of the chunks are left out when rarer ones remain: FTS5 clamps their
+        idf to ~0, so they add nothing to any score but cost a scan of most of the index.
         `groups`: None = no security trimming; otherwise only public chunks and chunks sharing a group.
         """
-        match = fts_query(query)
-        if not match or top < 1:
+        if top < 1:
             return []
-        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        trim = ""
-        params: list[object] = [match]
-        if groups is not None:
-            trim = (
-                "AND (c.groups = '[]' OR EXISTS (SELECT 1 FROM json_each(c.groups) AS g "
-                "WHERE g.value IN (SELECT value FROM json_each(?))))"
-            )
-            params.append(json.dumps(list(groups)))
-        params.append(top)
-        sql = (
-            f"SELECT c.data, bm25(chunks_fts, {weights}) AS rank FROM chunks_fts "
-            f"JOIN chunks AS c ON c.row = chunks_fts.rowid "
-            f"WHERE chunks_fts MATCH ? {trim} ORDER BY rank LIMIT ?"
-        )
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+            match = fts_query(" ".join(self._informative_terms(query)))
+            if not match:
+                return []
+            hidden = self._current_vectors().hidden_rows(groups) if groups is not None else []
+            trim = "AND rowid NOT IN (SELECT value FROM json_each(?))" if hidden else ""
+            params: list[object] = [match, *([json.dumps(hidden)] if hidden else []), top]
+            weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+            # one statement, so hits and their chunks come from the same snapshot of the file
+            rows = self._db.execute(
+                f"WITH hits AS (SELECT rowid AS row, bm25(chunks_fts, {weights}) AS rank FROM chunks_fts "
+                f"WHERE chunks_fts MATCH ? {trim} ORDER BY rank LIMIT ?) "
+                "SELECT chunks.data, hits.rank FROM hits JOIN chunks USING (row) ORDER BY hits.rank",
+                params,
+            ).fetchall()
         return [
             ScoredChunk(chunk=Chunk.model_validate_json(data), score=-float(rank), query=query)
             for data, rank in rows
+        ]
+
+    def vector_search(
+        self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None
+    ) -> list[ScoredChunk]:
+        """The `top` nearest chunks by cosine similarity (exact); `groups` trims as in `keyword_search`."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape != (self.dimensions,):
+            raise ValueError(f"expected a vector of {self.dimensions} dimensions, got {query.shape[0]}")
+        with self._lock:
+            best = dict(self._current_vectors().search(_normalised(query), top, groups))
+            found = dict(
+                self._db.execute(
+                    "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(best)),),
+                ).fetchall()
+            )
+        # a row may be gone if another process committed after the refresh: it is skipped
+        return [
+            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=score)
+            for row, score in best.items()
+            if row in found
         ]
 
     def index_terms(self, text: str) -> list[str]:
@@ -371,84 +387,69 @@ class LocalStore:
         return found
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each index term (from `index_terms`); a term found nowhere maps to 0."""
+        """How many chunks hold each index term (from `index_terms`); a term found nowhere maps to 0.
+
+        Cached until the file changes: counting a common term reads its whole posting list.
+        """
         wanted = list(dict.fromkeys(terms))
         with self._lock:
-            self._db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
-            )
-            counts = {
-                term: int(doc)
-                for term, doc in self._db.execute(
-                    "SELECT term, doc FROM temp.vocab WHERE term IN (SELECT value FROM json_each(?))",
-                    (json.dumps(wanted),),
-                )
-            }
-        return {term: counts.get(term, 0) for term in wanted}
-
-    def vector_search(
-        self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
-        """The `top` nearest chunks by cosine similarity (exact); `groups` trims as in `keyword_search`."""
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape != (self.dimensions,):
-            raise ValueError(f"expected a vector of {self.dimensions} dimensions, got {query.shape[0]}")
-        if top < 1:
-            return []
-        query = _normalised(query)
-        with self._lock:
-            vectors = self._current_vectors()
-            if not len(vectors.rows):
-                return []
-            scores = vectors.matrix @ query
-            if groups is not None:
-                scores = np.where(vectors.allowed(groups), scores, -np.inf)
-            k = min(top, len(scores))
-            best = np.argpartition(-scores, k - 1)[:k]
-            best = best[np.argsort(-scores[best], kind="stable")]
-            best = best[np.isfinite(scores[best])]
-            wanted = {int(vectors.rows[i]): float(scores[i]) for i in best}
-            found = dict(
+            self._sync()
+            missing = [term for term in wanted if term not in self._frequencies]
+            if missing:
                 self._db.execute(
-                    "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
-                    (json.dumps(list(wanted)),),
-                ).fetchall()
-            )
-        # a row can vanish if another process committed since the reload; skip it
-        return [
-            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=score)
-            for row, score in wanted.items()
-            if row in found
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
+                )
+                counts = dict(
+                    self._db.execute(
+                        "SELECT term, doc FROM temp.vocab WHERE term IN (SELECT value FROM json_each(?))",
+                        (json.dumps(missing),),
+                    ).fetchall()
+                )
+                if len(self._frequencies) > FREQUENCY_CACHE:
+                    self._frequencies.clear()
+                self._frequencies.update({term: int(counts.get(term, 0)) for term in missing})
+            return {term: self._frequencies[term] for term in wanted}
+
+    def _informative_terms(self, query: str) -> list[str]:
+        """The query's terms minus those held by half the chunks or more (unless nothing else is left)."""
+        terms = query_terms(query)
+        if len(terms) < 2:
+            return terms
+        stems = {term: self.index_terms(term) for term in terms}
+        frequencies = self.document_frequencies([s for found in stems.values() for s in found])
+        half = self.count() / 2
+        rare = [
+            term for term, found in stems.items() if any(frequencies[s] < half for s in found) or not found
         ]
+        return rare or terms
 
-    def _current_vectors(self) -> _Vectors:
-        """The in-memory vectors, reloaded if this or another connection has committed since."""
+    def _sync(self) -> None:
+        """Notice commits (ours or another process's) since the last search: caches are then out of date."""
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
-        if self._vectors is None or version != self._loaded_version:
-            self._vectors = self._load_vectors()
-            self._loaded_version = version
-        return self._vectors
+        if self._changed or version != self._version:
+            self._version, self._changed = version, False
+            self._frequencies.clear()
+            self._count = None
+            self._vectors_current = False
 
-    def _load_vectors(self) -> _Vectors:
-        rows: list[int] = []
-        blobs: list[bytes] = []
-        members: dict[str, list[int]] = {}
-        public: list[bool] = []
-        cursor = self._db.execute("SELECT row, groups, vector FROM chunks ORDER BY row")
-        for index, (row, groups, blob) in enumerate(cursor):
-            rows.append(row)
-            blobs.append(blob)
-            group_ids = json.loads(groups)
-            public.append(not group_ids)
-            for group in group_ids:
-                members.setdefault(group, []).append(index)
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), self.dimensions)
-        return _Vectors(
-            rows=np.array(rows, dtype=np.int64),
-            matrix=matrix,
-            public=np.array(public, dtype=bool),
-            by_group={group: np.array(index, dtype=np.int64) for group, index in members.items()},
-        )
+    def _current_vectors(self) -> VectorIndex:
+        """The in-memory vectors, caught up with the file (only new and vanished rows are read)."""
+        self._sync()
+        if not self._vectors_current:
+            index = self._vectors
+            rows = np.fromiter((row for (row,) in self._db.execute("SELECT row FROM chunks")), dtype=np.int64)
+            last = index.last_row
+            added = self._db.execute(
+                "SELECT row, groups, vector FROM chunks WHERE row > ? ORDER BY row", (last,)
+            ).fetchall()
+            index.apply(
+                present=rows[rows <= last],
+                added_rows=[row for row, _, _ in added],
+                added_vectors=[vector for _, _, vector in added],
+                added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _ in added],
+            )
+            self._vectors_current = True
+        return self._vectors
 
 
 def _split_script(script: str) -> list[str]:

@@ -374,3 +374,40 @@ def test_searching_while_another_process_writes(tmp_path: Path) -> None:
         assert len(final) == 5 and {h.chunk.content_hash for h in final} == {"59"}
         assert reader.count() == 5
         assert seen <= {0, 1, 2, 3, 4, 5}
+
+
+def test_terms_most_chunks_hold_are_left_out_unless_nothing_else_is_left(store: LocalStore) -> None:
+    chunks = [chunk(key, i) for i, key in enumerate(PASSAGES)]
+    chunks = [c.model_copy(update={"content": f"The {c.content}"}) for c in chunks]
+    store.replace_file("kb.md", chunks, vectors_for(chunks))
+    assert store.document_frequencies(store.index_terms("the printer")) == {"the": 6, "printer": 1}
+    # "the" is in every chunk: it would only add ~0-score hits
+    assert ids(store.keyword_search("the printer", 10)) == ["kb.md#printer"]
+    assert len(store.keyword_search("the", 10)) == len(PASSAGES)
+
+
+def test_term_statistics_follow_other_writers(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    with LocalStore(path, dimensions=DIMS) as reader, LocalStore(path, dimensions=DIMS) as writer:
+        fill(writer, ["printer"], filepath="a.md")
+        assert reader.index_terms("Printers jammed!") == ["printer", "jam"]
+        assert reader.document_frequencies(["printer", "jam"]) == {"printer": 1, "jam": 1}
+        assert reader.count() == 1
+        fill(writer, ["printer"], filepath="b.md")
+        assert reader.document_frequencies(["printer", "zebra"]) == {"printer": 2, "zebra": 0}
+        assert reader.count() == 2
+
+
+def test_group_changes_reach_a_reader_in_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    with LocalStore(path, dimensions=DIMS) as reader, LocalStore(path, dimensions=DIMS) as writer:
+        fill(writer, ["holiday", "laptop"], filepath="hr.md", groups=("hr",))
+        fill(writer, ["password"], filepath="it.md")
+        assert ids(reader.vector_search(unit(4), 1, groups=[])) == ["it.md#password"]
+        assert ids(reader.keyword_search("annual leave", 5, groups=[])) == []
+        # the file becomes public: same text, new groups -> counted as updated, visible to everyone
+        assert fill(writer, ["holiday", "laptop"], filepath="hr.md") == FileChange(updated=2)
+        assert ids(reader.vector_search(unit(4), 1, groups=[])) == ["hr.md#holiday"]
+        assert ids(reader.keyword_search("annual leave", 5, groups=[])) == ["hr.md#holiday"]
+        writer.delete_file("it.md")
+        assert set(ids(reader.vector_search(unit(0), 5, groups=["hr"]))) == {"hr.md#holiday", "hr.md#laptop"}

@@ -1,0 +1,231 @@
+"""Local retrieval latency at 1k / 10k / 50k chunks, and the embedding model's throughput.
+
+Run by hand: `.venv/bin/python -m bench.local_retrieval` (about 2 minutes on 2 cores; `--quick`: 1k and 10k
+only), or as the `retrieval` piece of `python -m bench`.
+
+Chunks are synthetic: ~170 words drawn with a Zipf-like law from the English words of the model's own
+vocabulary (so bm25 sees realistic term statistics), random unit vectors, 10 % of them restricted to a
+group. Baselines, measured in the same run: the bare FTS5 `MATCH ... ORDER BY rank` on its own connection
+(what the store adds: query sanitising, the join, trimming, building Chunks) and a bare numpy matmul +
+argpartition over an identical matrix (the floor of exact search). Only the embedding rows run the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.rows import Row, render
+from rag.documents import Chunk
+from rag.local.embedder import DIMENSIONS, LocalEmbedder
+from rag.local.store import LocalStore, fts_query
+from rag.tokens import count_tokens, tokenizer
+
+BENCH = "retrieval"
+SIZES = (1_000, 10_000, 50_000)
+CHUNKS_PER_FILE = 25
+WORDS_PER_CHUNK = 170  # about 256 model tokens, the indexer's chunk size
+TOP = 10
+BARE_FTS = "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?"
+
+
+def vocabulary() -> list[str]:
+    """Whole English words of the WordPiece vocabulary, in its (roughly frequency) order."""
+    vocab = tokenizer().get_vocab()
+    ordered = sorted(vocab, key=vocab.__getitem__)
+    return [word for word in ordered if word.isalpha() and word.isascii()][:20_000]
+
+
+class Corpus:
+    """Reproducible synthetic chunks, queries and unit vectors."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.words = np.array(vocabulary())
+        weights = 1.0 / (np.arange(len(self.words), dtype=np.float64) + 20.0)
+        self.p = weights / weights.sum()
+
+    def text(self, words: int) -> str:
+        return " ".join(self.rng.choice(self.words, size=words, p=self.p))
+
+    def queries(self, n: int) -> list[str]:
+        return [self.text(int(self.rng.integers(3, 9))) for _ in range(n)]
+
+    def vectors(self, n: int) -> np.ndarray:
+        v = self.rng.standard_normal((n, DIMENSIONS)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def add_files(self, store: LocalStore, first: int, stop: int) -> None:
+        for f in range(first, stop):
+            path = f"docs/file{f:05d}.md"
+            chunks = [
+                Chunk(
+                    id=f"{path}#{i}",
+                    content=f"{self.text(WORDS_PER_CHUNK)} error 0x8007{f % 9999:04d}",
+                    title=self.text(4),
+                    filepath=path,
+                    chunk_id=str(i),
+                    content_hash=f"h{f}",
+                    group_ids=["finance"] if f % 10 == 0 else [],
+                )
+                for i in range(CHUNKS_PER_FILE)
+            ]
+            store.replace_file(path, chunks, self.vectors(len(chunks)))
+
+
+def timed(actions: Sequence[Callable[[], object]]) -> tuple[float, float]:
+    """p50 and p95 in ms of running each action once."""
+    samples = []
+    for action in actions:
+        start = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+def latency(figure: str, measured: tuple[float, float], baseline: str, base: tuple[float, float]) -> Row:
+    return Row(
+        bench=BENCH,
+        figure=figure,
+        value=measured[0],
+        unit="ms p50",
+        baseline=f"{baseline} p50",
+        baseline_value=base[0],
+        higher_is_better=False,
+        note=f"p95 {measured[1]:.2f} ms (baseline {base[1]:.2f})",
+    )
+
+
+def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
+    corpus = Corpus(seed=7)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.sqlite"
+        with LocalStore(path) as store:
+            raw = sqlite3.connect(path)
+            files = 0
+            for size in sizes:
+                start = time.perf_counter()
+                corpus.add_files(store, files, size // CHUNKS_PER_FILE)
+                written = size - files * CHUNKS_PER_FILE
+                write_rate = written / (time.perf_counter() - start)
+                files = size // CHUNKS_PER_FILE
+                texts = corpus.queries(queries)
+                vectors = corpus.vectors(queries)
+                label = f"{size // 1000}k chunks"
+
+                reload_ms = timed([lambda v=vectors[0]: store.vector_search(v, TOP)])[0]  # first search loads
+                keyword = timed([lambda q=q: store.keyword_search(q, TOP) for q in texts])
+                bare_fts = timed(
+                    [
+                        lambda q=q: raw.execute(
+                            BARE_FTS,
+                            (fts_query(q), TOP),
+                        ).fetchall()
+                        for q in texts
+                    ]
+                )
+                vector = timed([lambda v=v: store.vector_search(v, TOP) for v in vectors])
+                matrix = corpus.vectors(size)
+                bare_numpy = timed(
+                    [lambda v=v, m=matrix: np.argpartition(-(m @ v), TOP)[:TOP] for v in vectors]
+                )
+                both = timed(
+                    [
+                        lambda q=q, v=v: (
+                            store.keyword_search(q, TOP, groups=["sales"]),
+                            store.vector_search(v, TOP, groups=["sales"]),
+                        )
+                        for q, v in zip(texts, vectors, strict=True)
+                    ]
+                )
+                rows += [
+                    latency(f"keyword search, {label}", keyword, "bare FTS5 query", bare_fts),
+                    latency(f"vector search, {label}", vector, "bare numpy matmul", bare_numpy),
+                    latency(
+                        f"keyword + vector, trimmed, {label}", both, "sum of bare", _sum(bare_fts, bare_numpy)
+                    ),
+                    Row(
+                        bench=BENCH,
+                        figure=f"first vector search after a write, {label}",
+                        value=reload_ms,
+                        unit="ms",
+                        higher_is_better=False,
+                        note="reloads the in-memory matrix",
+                    ),
+                    Row(
+                        bench=BENCH,
+                        figure=f"replace_file writes up to {label}",
+                        value=write_rate,
+                        unit="chunks/s",
+                    ),
+                ]
+                print(f"  {label} done", flush=True)
+            raw.close()
+    return rows
+
+
+def _sum(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def embedding_rows(passages: int, queries: int) -> list[Row]:
+    model = LocalEmbedder()
+    start = time.perf_counter()
+    model.warm_up()
+    load_s = time.perf_counter() - start
+    corpus = Corpus(seed=11)
+    texts = [corpus.text(300) for _ in range(passages)]
+    assert all(count_tokens(text) >= 256 for text in texts)
+
+    def rate(batch_size: int) -> float:
+        start = time.perf_counter()
+        model.embed_sync(texts, batch_size=batch_size)
+        return len(texts) / (time.perf_counter() - start)
+
+    batched, single = rate(32), rate(1)
+    query_ms = timed([lambda q=q: model.embed_sync([q]) for q in corpus.queries(queries)])
+    return [
+        Row(bench=BENCH, figure="embedding model load", value=load_s, unit="s", higher_is_better=False),
+        Row(
+            bench=BENCH,
+            figure="embed passages at 256 tokens, batch 32",
+            value=batched,
+            unit="passages/s",
+            baseline="batch 1",
+            baseline_value=single,
+        ),
+        Row(
+            bench=BENCH,
+            figure="embed one short query",
+            value=query_ms[0],
+            unit="ms p50",
+            higher_is_better=False,
+            note=f"p95 {query_ms[1]:.1f} ms",
+        ),
+    ]
+
+
+def rows(quick: bool = False) -> list[Row]:
+    """The `retrieval` piece of `python -m bench`."""
+    sizes = SIZES[:2] if quick else SIZES
+    return store_rows(sizes, queries=50 if quick else 200) + embedding_rows(
+        passages=16 if quick else 64, queries=20 if quick else 50
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.local_retrieval", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1k and 10k chunks, fewer queries")
+    print(render(rows(quick=parser.parse_args().quick)))
+
+
+if __name__ == "__main__":
+    main()
