@@ -90,12 +90,14 @@ class Server:
         self.url = url
         self.log = log
 
-    def peak_rss_mb(self) -> float:
-        """VmHWM (peak resident set) of the server process, from /proc."""
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmHWM, VmRSS): peak and current resident set of the server process, from /proc, in MB."""
+        fields = {}
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM in /proc status")
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                fields[name] = int(value.split()[0]) / 1024
+        return fields["VmHWM"], fields["VmRSS"]
 
     def log_tail(self, lines: int = 5) -> str:
         return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])

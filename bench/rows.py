@@ -56,7 +56,8 @@ def _number(value: float | None) -> str:
 
 def _cells(row: Row) -> list[str]:
     value = f"{_number(row.value)} {row.unit}".strip() if row.value is not None else "-"
-    baseline = f"{row.baseline}: {_number(row.baseline_value)}" if row.baseline else ""
+    base_unit = row.unit.split()[0] if row.unit else ""  # "ms p50" -> "ms": the label names the statistic
+    baseline = f"{row.baseline}: {_number(row.baseline_value)} {base_unit}".strip() if row.baseline else ""
     ratio = row.ratio
     ratio_text = ""
     if ratio is not None:
