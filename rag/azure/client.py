@@ -22,8 +22,8 @@ Every call shares one aiohttp session, waits for the client-side rate limit (`RA
 backoff and jitter, honouring `retry-after-ms`, `x-ms-retry-after-ms` and `Retry-After`, as long as the
 wait fits in `RAGBOT_RETRY_BUDGET` seconds. Streams are retried only before their first byte. Failures
 raise :mod:`rag.errors` types: AuthError, Throttled, ContentFiltered, DataSourceError, UpstreamUnavailable.
-Timeouts: connect (at most 10 s), first byte / between stream chunks, and total, all from
-`RAGBOT_REQUEST_TIMEOUT`.
+Timeouts: connect (at most 10 s), first byte / between stream chunks, and total (ten times longer for a
+stream), all from `RAGBOT_REQUEST_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ class Timeouts(BaseModel):
     connect: float = 10.0
     read: float = 60.0  # until the first byte, and between stream chunks
     total: float = 60.0
+    stream_total: float = 600.0
 
     @classmethod
     def from_seconds(cls, seconds: float) -> Timeouts:
-        return cls(connect=min(10.0, seconds), read=seconds, total=seconds)
+        return cls(connect=min(10.0, seconds), read=seconds, total=seconds, stream_total=10 * seconds)
 
 
 class AzureOpenAIClient:
@@ -87,6 +88,12 @@ class AzureOpenAIClient:
             self._tokens = BearerTokens(credential or default_credential())
         self._limiter = RateLimiter(*rate_limit)
         self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.timeouts.total, connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=self.timeouts.stream_total, connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
 
     @classmethod
     def from_settings(
@@ -133,7 +140,7 @@ class AzureOpenAIClient:
         self, body: dict[str, Any], *, deployment: str | None = None, route: str = "chat/completions"
     ) -> AsyncIterator[dict[str, Any]]:
         url, body = self._target(route, {**body, "stream": True}, deployment)
-        response = await self._send(url, body)
+        response = await self._send(url, body, stream=True)
         try:
             async for data in _sse_data(response):
                 if data == "[DONE]":
@@ -188,11 +195,7 @@ class AzureOpenAIClient:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=self.timeouts.total, connect=self.timeouts.connect, sock_read=self.timeouts.read
-                )
-            )
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
     async def _headers(self) -> dict[str, str]:
@@ -206,8 +209,11 @@ class AzureOpenAIClient:
             headers["Authorization"] = await self._tokens.header()
         return headers
 
-    async def _send(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        """POST with retries; returns a 2xx response whose body the caller reads and releases."""
+    async def _send(self, url: str, body: dict[str, Any], *, stream: bool = False) -> aiohttp.ClientResponse:
+        """POST with retries; returns a 2xx response whose body the caller reads and releases.
+
+        A stream's total time is :attr:`Timeouts.stream_total`: a long answer may take longer than one
+        whole-body call, and the read timeout already bounds every pause between chunks."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget
         data_sources = _has_data_sources(body)
@@ -216,7 +222,10 @@ class AzureOpenAIClient:
             await self._limiter.acquire()
             failure: RagError
             try:
-                response = await self._session_now().post(url, json=body, headers=await self._headers())
+                timeout = self._stream_timeout if stream else self._timeout
+                response = await self._session_now().post(
+                    url, json=body, headers=await self._headers(), timeout=timeout
+                )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = UpstreamUnavailable(f"Azure OpenAI could not be reached: {_describe(exc)}")
                 wait = backoff(attempt)
@@ -252,16 +261,25 @@ async def _error_payload(response: aiohttp.ClientResponse) -> Any:
 
 
 async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The `data` of each server-sent event (multi-line data joined with newlines; comments skipped)."""
+    """The `data` of each server-sent event (multi-line data joined with newlines; comments skipped).
+
+    Lines are split here rather than by aiohttp's readline, which refuses lines over 128 KiB (a context
+    chunk with many citations can be larger)."""
     lines: list[str] = []
-    async for raw in response.content:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-        elif line.startswith("data:"):
-            lines.append(line[5:].removeprefix(" "))
+    pending = b""
+    async for piece in response.content.iter_any():
+        pending += piece
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            line = raw.decode("utf-8").rstrip("\r")
+            if not line:
+                if lines:
+                    yield "\n".join(lines)
+                    lines = []
+            elif line.startswith("data:"):
+                lines.append(line[5:].removeprefix(" "))
+    if pending.startswith(b"data:"):
+        lines.append(pending.decode("utf-8")[5:].strip())
     if lines:
         yield "\n".join(lines)
 

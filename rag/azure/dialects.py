@@ -28,11 +28,7 @@ class Dialect(BaseModel, frozen=True):
     rerank_score: bool = False
     embeddings_input_type: bool = True
     embeddings_dimensions: bool = False  # `dimensions` on the /embeddings endpoint
-
-    @property
-    def stream_usage(self) -> bool:
-        """`stream_options.include_usage` (a final chunk with usage and empty `choices`)."""
-        return self.version in ("2024-10-21", "2025-04-01-preview")
+    stream_usage: bool = False  # `stream_options.include_usage`: a last chunk with usage, empty `choices`
 
     @property
     def chat_path(self) -> str:
@@ -59,7 +55,7 @@ _DIALECTS = {
         ),
         Dialect(version="2023-12-01-preview", legacy=True),
         Dialect(version="2024-02-15-preview", legacy=False),
-        Dialect(version="2024-10-21", legacy=False, embeddings_dimensions=True),
+        Dialect(version="2024-10-21", legacy=False, embeddings_dimensions=True, stream_usage=True),
         Dialect(
             version="2025-04-01-preview",
             legacy=False,
@@ -72,6 +68,7 @@ _DIALECTS = {
             include_contexts=True,
             rerank_score=True,
             embeddings_dimensions=True,
+            stream_usage=True,
         ),
     )
 }

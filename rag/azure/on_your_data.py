@@ -43,8 +43,6 @@ class OnYourDataAnswerer:
         api_dialect = dialect(settings.openai.preview_api_version)
         source = AzureSearchSource.from_settings(settings)
         chat = ChatParams.from_settings(settings.openai)
-        source.check(api_dialect)
-        chat.check_with_data_sources()
         return cls(
             client=AzureOpenAIClient.from_settings(settings),
             api_dialect=api_dialect,

@@ -222,3 +222,23 @@ async def test_stream_folds_to_the_same_answer_as_answer(
     finally:
         await answerer.aclose()
     assert streamed == direct
+
+
+async def test_large_context_chunk(
+    fake_azure: FakeAzure, make_settings: Callable[[dict[str, str]], Settings]
+) -> None:
+    """A context chunk far larger than aiohttp's line limit (128 KiB) still arrives whole."""
+    big = [{"content": "x" * 60_000 + str(i), "title": f"doc {i}"} for i in range(5)]
+    events = [
+        {
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "context": {"citations": big, "intent": "big"}}}
+            ]
+        },
+        {"choices": [{"index": 0, "delta": {"content": "See [doc5]."}, "finish_reason": "stop"}]},
+    ]
+    fake_azure.reply(Reply(events=events))
+    answerer = OnYourDataAnswerer.from_settings(make_settings(env(fake_azure, "2024-10-21")))
+    answer = fold(await collect(answerer))
+    assert [c.content[-1] for c in answer.citations] == ["0", "1", "2", "3", "4"]
+    assert answer.content == "See [doc5]."
