@@ -17,8 +17,9 @@ from rag.azure.dialects import dialect
 from rag.azure.on_your_data import OnYourDataAnswerer
 from rag.azure.responses import parse_completion
 from rag.azure.security import combine_filters, groups_filter
-from rag.contract import Asker, Citation, Turn
+from rag.contract import Answerer, Asker, Citation, Turn
 from rag.errors import ConfigError
+from rag.factory import build_answerer
 from rag.settings import Settings
 from rag.tokens import count_tokens
 
@@ -409,3 +410,12 @@ def test_legacy_response_shapes() -> None:
         assert answer.content == "Hike Snow Lake [doc1]."
         assert [c.filepath for c in answer.citations] == ["ContosoTraveler.pdf", None]
         assert answer.intent == ["hiking place in seattle"]
+
+
+async def test_factory_picks_on_your_data_when_azure_is_configured(make_settings: MakeSettings) -> None:
+    answerer = build_answerer(make_settings(BASE))
+    try:
+        assert isinstance(answerer, OnYourDataAnswerer) and isinstance(answerer, Answerer)
+        assert answerer.name == "on_your_data" and await answerer.ready() is None
+    finally:
+        await answerer.aclose()
