@@ -16,7 +16,7 @@ from rag.azure.dialects import Dialect, dialect
 from rag.azure.responses import StreamDecoder, parse_completion
 from rag.azure.security import combine_filters, groups_filter
 from rag.contract import Answer, AnswerDelta, Asker, Turn
-from rag.errors import AuthError, DataSourceError, UpstreamUnavailable
+from rag.errors import AuthError, DataSourceError
 from rag.settings import Settings
 
 
@@ -95,8 +95,6 @@ class OnYourDataAnswerer:
         self._problem = None
         for delta in decoder.finish():
             yield delta
-        if decoder.finish_reason is None:
-            raise UpstreamUnavailable("the answer stream ended without a finish reason")
 
     async def ready(self) -> str | None:
         """None, or the credential / data-source problem the last call ran into."""

@@ -251,7 +251,7 @@ class StreamDecoder:
             out.append(AnswerDelta(content=safe))
         filtered = filter_results(choice.get("content_filter_results"), "completion")
         self._completion_filter += filtered
-        reason = choice.get("finish_reason")
+        reason = choice.get("finish_reason") or ("stop" if choice.get("end_turn") is True else None)
         if reason:
             self.finish_reason = reason
             rest = self._guard.flush()

@@ -111,7 +111,7 @@ async def test_legacy_2023_08_stream_shape(
         {"choices": [{"index": 0, "delta": {"context": {"messages": [{"role": "tool", "content": tool}]}}}]},
         {"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
         *({"choices": [{"index": 0, "delta": {"content": p}}]} for p in SPLIT),
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "end_turn": True}]},
+        {"choices": [{"index": 0, "delta": {}, "end_turn": True}]},  # the closing chunk as APPold reads it
     ]
     fake_azure.reply(Reply(events=events))
     answerer = OnYourDataAnswerer.from_settings(make_settings(env(fake_azure, "2023-08-01-preview")))
@@ -121,6 +121,7 @@ async def test_legacy_2023_08_stream_shape(
     answer = fold(deltas)
     assert answer.content == "".join(SPLIT)
     assert len(answer.citations) == 2 and answer.intent == ["vpn error 809"]
+    assert answer.finish_reason == "stop"
     assert fake_azure.requests[-1].path.endswith("/extensions/chat/completions")
     assert "stream_options" not in fake_azure.requests[-1].body
 
