@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from indexing.azure_target import AzureSearchTarget
-from indexing.targets import LocalTarget, Target
+from indexing.targets import Target
 from rag.embedding import Embedder
 from rag.errors import ConfigError
 from rag.index_spec import IndexSpec
@@ -38,6 +37,7 @@ def default_target(settings: Settings) -> TargetName:
 
 
 def local_setup(settings: Settings) -> Setup:
+    from indexing.targets import LocalTarget
     from rag.local.embedder import DIMENSIONS, MAX_TOKENS, MODEL_NAME, LocalEmbedder
 
     target = LocalTarget(settings.ragbot.local_index_path, dimensions=DIMENSIONS, embedder_name=MODEL_NAME)
@@ -50,6 +50,8 @@ def azure_setup(settings: Settings, **target_options: Any) -> Setup:
         raise ConfigError(
             "--target azure needs AZURE_SEARCH_SERVICE (or AZURE_SEARCH_ENDPOINT) and AZURE_SEARCH_INDEX"
         )
+    from indexing.azure_target import AzureSearchTarget
+
     spec = IndexSpec.from_settings(search, openai)
     embedder: Embedder | None = None
     if spec.vector_field:

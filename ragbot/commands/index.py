@@ -6,12 +6,10 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from indexing.chunking import Chunker
-from indexing.factory import build_setup, default_target
-from indexing.pipeline import Indexer, IndexSummary
-from indexing.progress import Progress
-from ragbot.commands._common import init
+if TYPE_CHECKING:  # the indexer pulls in the Azure SDK and the ONNX runtime: import it only to run
+    from indexing.pipeline import IndexSummary
 
 HELP = "build or update the search index from folders of documents"
 DESCRIPTION = """Turn folders of documents into the index the bot answers from.
@@ -76,22 +74,30 @@ def _print_summary(summary: IndexSummary) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-class _UsageError(Exception):
-    pass
+async def _index(args: argparse.Namespace) -> IndexSummary | str:
+    """The run's summary, or a usage error message."""
+    from indexing.chunking import Chunker
+    from indexing.factory import build_setup, default_target
+    from indexing.pipeline import Indexer
+    from indexing.progress import Progress
+    from ragbot.commands._common import init
 
-
-async def _index(args: argparse.Namespace) -> IndexSummary:
     settings = init().rag
     setup = build_setup(settings, args.target or default_target(settings))
     try:
-        chunker = Chunker(
-            args.chunk_tokens or setup.chunk_tokens, setup.overlap if args.overlap is None else args.overlap
+        try:
+            overlap = setup.overlap if args.overlap is None else args.overlap
+            chunker = Chunker(args.chunk_tokens or setup.chunk_tokens, overlap)
+        except ValueError as exc:
+            return str(exc)
+        indexer = Indexer(
+            setup.target,
+            setup.embedder,
+            chunker,
+            progress=Progress(),
+            base_url=args.base_url,
+            embed_concurrency=setup.embed_concurrency,
         )
-    except ValueError as exc:
-        await setup.target.aclose()
-        raise _UsageError(str(exc)) from None
-    indexer = Indexer(setup.target, setup.embedder, chunker, progress=Progress(), base_url=args.base_url)
-    try:
         return await indexer.run(args.paths, recreate=args.recreate, dry_run=args.dry_run)
     finally:
         await setup.target.aclose()
@@ -105,10 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"ragbot index: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    try:
-        summary = asyncio.run(_index(args))
-    except _UsageError as exc:
-        print(f"ragbot index: {exc}", file=sys.stderr)
+    summary = asyncio.run(_index(args))
+    if isinstance(summary, str):
+        print(f"ragbot index: {summary}", file=sys.stderr)
         return 2
     if args.json:
         print(summary.model_dump_json())

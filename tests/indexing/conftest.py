@@ -82,7 +82,7 @@ def docx_bytes() -> bytes:
 
 LONG_SECTION = " ".join(
     f"Step {n}: open the Company Portal app, find the VPN profile number {n} and press install again."
-    for n in range(90)
+    for n in range(20)
 )
 
 

@@ -12,7 +12,7 @@ from search_fake import FakeSearch, fake_vector
 
 from indexing.azure_schema import build_index
 from indexing.chunking import Chunker
-from indexing.factory import AZURE_CHUNK_TOKENS, AZURE_OVERLAP, azure_setup
+from indexing.factory import azure_setup, build_setup, default_target
 from indexing.loaders import load
 from indexing.pipeline import Indexer, IndexSummary, embedding_text, make_chunks
 from indexing.sources import SourceFile, content_hash
@@ -25,6 +25,7 @@ from rag.settings import Settings
 
 Make = Callable[[dict[str, str]], Settings]
 DIMS = 8
+CHUNKER = Chunker(128, 16)  # small chunks, so the test documents are cut into several
 
 
 def env(search: FakeSearch, **extra: str) -> dict[str, str]:
@@ -47,9 +48,7 @@ async def index(
     settings: Settings, root: Path, *, recreate: bool = False, dry_run: bool = False, **target: Any
 ) -> IndexSummary:
     setup = azure_setup(settings, retry_base=0.01, **target)
-    indexer = Indexer(
-        setup.target, setup.embedder, Chunker(setup.chunk_tokens, setup.overlap), embed_concurrency=2
-    )
+    indexer = Indexer(setup.target, setup.embedder, CHUNKER, embed_concurrency=2)
     try:
         return await indexer.run([root], recreate=recreate, dry_run=dry_run)
     finally:
@@ -61,12 +60,7 @@ async def index(
 def expected_chunks(root: Path, filepath: str) -> list[Chunk]:
     path = root / filepath
     data = path.read_bytes()
-    return make_chunks(
-        load(data, path),
-        SourceFile(path, filepath),
-        content_hash(data),
-        Chunker(AZURE_CHUNK_TOKENS, AZURE_OVERLAP),
-    )
+    return make_chunks(load(data, path), SourceFile(path, filepath), content_hash(data), CHUNKER)
 
 
 def by_file(search: FakeSearch) -> dict[str, set[str]]:
@@ -236,6 +230,17 @@ async def test_recreate_drops_the_index_and_dry_run_writes_nothing(
     methods = [(r.method, r.path) for r in search.requests if r.path == "/indexes('kb')"]
     assert methods[-2:] == [("DELETE", "/indexes('kb')"), ("PUT", "/indexes('kb')")]
     assert "stray" not in search.docs() and summary.chunks_added == len(search.docs())
+
+
+async def test_azure_is_the_default_target_with_the_sample_app_chunk_size(
+    search: FakeSearch, make_settings: Make
+) -> None:
+    settings = make_settings(env(search))
+    assert default_target(settings) == "azure"
+    setup = build_setup(settings, "azure")
+    assert (setup.chunk_tokens, setup.overlap, setup.target.dimensions) == (1024, 128, DIMS)
+    await setup.target.aclose()
+    await setup.embedder.aclose()  # type: ignore[union-attr]
 
 
 async def test_refused_key_is_an_auth_error(search: FakeSearch, make_settings: Make, kb: Path) -> None:
