@@ -52,6 +52,11 @@ class BotSettings(BaseSettings):
     )
     blob_container: str = Field(default="ragbot-state", validation_alias="RAGBOT_BLOB_CONTAINER")
     direct_line_secret: SecretStr | None = Field(default=None, validation_alias="DIRECT_LINE_SECRET")
+    direct_line_endpoint: str = Field(
+        default="https://directline.botframework.com/v3/directline",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        validation_alias="DIRECT_LINE_ENDPOINT",
+    )
     welcome_questions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "How do I connect to the VPN?",

@@ -16,15 +16,13 @@ from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://directline.botframework.com/v3/directline"
-
 
 class DirectLineUnavailable(Exception):
     """Direct Line refused or did not answer the token request."""
 
 
 class AzureDirectLine:
-    def __init__(self, secret: SecretStr, endpoint: str = DEFAULT_ENDPOINT) -> None:
+    def __init__(self, secret: SecretStr, endpoint: str) -> None:
         self._secret = secret
         self.endpoint = endpoint.rstrip("/")
         self._session: ClientSession | None = None

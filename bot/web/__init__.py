@@ -16,7 +16,6 @@ from aiohttp import web
 from yarl import URL
 
 from bot.directline import AzureDirectLine, DirectLineUnavailable, LocalDirectLine
-from bot.directline.azure import DEFAULT_ENDPOINT
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -79,14 +78,12 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-def add_webchat_routes(
-    app: web.Application, settings: BotSettings, *, directline_endpoint: str = DEFAULT_ENDPOINT
-) -> None:
+def add_webchat_routes(app: web.Application, settings: BotSettings) -> None:
     """Mount `GET /`, `/static/`, `POST /api/directline/token` and, in local mode, `/v3/directline`."""
     source: LocalDirectLine | AzureDirectLine | None = None
     unavailable = ""
     if settings.direct_line_secret and settings.direct_line_secret.get_secret_value():
-        source = AzureDirectLine(settings.direct_line_secret, directline_endpoint)
+        source = AzureDirectLine(settings.direct_line_secret, settings.direct_line_endpoint)
         app.cleanup_ctx.append(source.lifecycle)
     elif settings.auth_enabled:
         # The local Direct Line posts to /api/messages without a Bot Framework token: that needs auth off.

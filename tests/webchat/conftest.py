@@ -76,11 +76,10 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 
 @pytest.fixture
 def make_client(aiohttp_client: Any, bot: RecordingBot) -> MakeClient:
-    async def make(directline_endpoint: str | None = None, **settings: Any) -> TestClient:
+    async def make(**settings: Any) -> TestClient:
         app = web.Application()
         app.router.add_post("/api/messages", bot.messages)
-        routes = {"directline_endpoint": directline_endpoint} if directline_endpoint else {}
-        add_webchat_routes(app, BotSettings(_env_file=None, **settings), **routes)
+        add_webchat_routes(app, BotSettings(_env_file=None, **settings))
         client: TestClient = await aiohttp_client(app)
         return client
 

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
 import bot.web
+from bot.settings import BotSettings
 from bot.web import WEBCHAT_JS
 
 from .conftest import MakeClient
@@ -87,7 +89,7 @@ async def test_azure_mode_exchanges_the_secret_server_side(
 ) -> None:
     fake, server = azure
     endpoint = str(server.make_url("/v3/directline"))
-    client = await make_client(direct_line_secret=SECRET, directline_endpoint=endpoint)
+    client = await make_client(direct_line_secret=SECRET, direct_line_endpoint=endpoint)
     response = await client.post("/api/directline/token")
     assert response.status == 200
     text = await response.text()
@@ -112,7 +114,7 @@ async def test_azure_refusal_is_a_clear_502(
     fake, server = azure
     fake.status = 403
     client = await make_client(
-        direct_line_secret=SECRET, directline_endpoint=str(server.make_url("/v3/directline"))
+        direct_line_secret=SECRET, direct_line_endpoint=str(server.make_url("/v3/directline"))
     )
     response = await client.post("/api/directline/token")
     assert response.status == 502
@@ -123,8 +125,16 @@ async def test_azure_refusal_is_a_clear_502(
 
 async def test_azure_unreachable_is_a_clear_502(make_client: MakeClient, unused_tcp_port: int) -> None:
     client = await make_client(
-        direct_line_secret=SECRET, directline_endpoint=f"http://127.0.0.1:{unused_tcp_port}/v3/directline"
+        direct_line_secret=SECRET, direct_line_endpoint=f"http://127.0.0.1:{unused_tcp_port}/v3/directline"
     )
     response = await client.post("/api/directline/token")
     assert response.status == 502
     assert "failed" in (await response.json())["error"]["message"]
+
+
+def test_direct_line_endpoint_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIRECT_LINE_ENDPOINT", "https://europe.directline.botframework.com/v3/directline")
+    assert BotSettings(_env_file=None).direct_line_endpoint.startswith("https://europe.")
+    monkeypatch.setenv("DIRECT_LINE_ENDPOINT", "europe directline")
+    with pytest.raises(ValidationError, match="DIRECT_LINE_ENDPOINT"):
+        BotSettings(_env_file=None)
