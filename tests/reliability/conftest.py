@@ -1,0 +1,35 @@
+"""Fixtures of the reliability suite: the bot suite's app-on-loopback fixtures, a clean environment and
+the misbehaving fake Azure OpenAI of `tests.reliability.upstream`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.bot.conftest import connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
+from tests.reliability.upstream import Upstream
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No Azure, bot or ragbot settings leak in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "RAGBOT_", "MicrosoftApp", "MICROSOFT_APP", "DIRECT_LINE")):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    fake = Upstream()
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", fake.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
