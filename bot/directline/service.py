@@ -91,8 +91,8 @@ def local_base_url(request: web.Request) -> str:
 class LocalDirectLine:
     """One per app: the conversations, the token issuer and the HTTP session that calls the bot."""
 
-    def __init__(self, settings: BotSettings, store: ConversationStore | None = None) -> None:
-        self.store = store or ConversationStore()
+    def __init__(self, settings: BotSettings) -> None:
+        self.store = ConversationStore()
         self.tokens = TokenIssuer()
         self.bot = {"id": settings.app_id or "ragbot", "name": settings.app_name, "role": "bot"}
         self._session: ClientSession | None = None

@@ -26,6 +26,8 @@ class RecordingBot:
     def __init__(self) -> None:
         self.received: list[Activity] = []
         self.reply_ids: list[str] = []
+        self.release = asyncio.Event()
+        """Messages saying "hold" wait for this, keeping their turns open."""
 
     async def messages(self, request: web.Request) -> web.Response:
         activity = await request.json()
@@ -34,6 +36,8 @@ class RecordingBot:
             return web.Response(status=201)
         if activity.get("text") == "fail":
             return web.Response(status=500, text="boom")
+        if activity.get("text") == "hold":
+            await self.release.wait()
         base = activity["serviceUrl"].rstrip("/")
         conversation_id = activity["conversation"]["id"]
         reply_url = f"{base}/v3/conversations/{conversation_id}/activities/{activity['id']}"

@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 from aiohttp.test_utils import TestClient
 
+from bot.directline.service import MAX_PENDING_DELIVERIES
 from bot.directline.store import MAX_ACTIVITIES
 from bot.directline.tokens import TOKEN_LIFETIME_S
 from bot.web import LOCAL_DIRECT_LINE
@@ -286,6 +287,27 @@ async def test_a_failing_bot_is_reported_in_the_chat(client: TestClient) -> None
 
     reply = await asyncio.wait_for(error_reply(), 10)
     assert "could not process" in reply["text"]
+
+
+async def test_turns_waiting_for_the_bot_are_bounded(client: TestClient, bot: RecordingBot) -> None:
+    _, conv = await start(client)
+    path = f"{DL}/conversations/{conv['conversationId']}/activities"
+    for n in range(MAX_PENDING_DELIVERIES):
+        await send(client, conv, "hold", client_id=f"h{n}")
+    response = await client.post(
+        path, json={"type": "message", "text": "one more"}, headers=auth(conv["token"])
+    )
+    assert response.status == 429
+    assert "waiting for the bot" in (await response.json())["error"]["message"]
+    bot.release.set()
+    async with asyncio.timeout(10):  # every held turn is answered, in order, then there is room again
+        while True:
+            texts = [a.get("text") for a in (await poll(client, conv))["activities"]]
+            if texts.count("You said: hold") == MAX_PENDING_DELIVERIES:
+                break
+            await asyncio.sleep(0.02)
+    await send(client, conv, "one more")
+    await poll_until(client, conv, "You said: one more")
 
 
 async def test_idle_conversations_expire(client: TestClient) -> None:
