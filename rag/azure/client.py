@@ -11,7 +11,7 @@ Public surface (used by On Your Data, the grounded backend's generators and the 
   ``model`` set in the body.
 - ``await client.chat(body, deployment=None)`` -> the response JSON (dict).
 - ``client.chat_stream(body, deployment=None)`` -> async iterator of parsed SSE chunk dicts (sets
-  ``"stream": true``); ends at ``[DONE]``; a stream cut short raises :class:`UpstreamUnavailable`.
+  ``"stream": true``); ends at ``[DONE]``; a stream cut short or garbled raises :class:`UpstreamUnavailable`.
 - ``await client.embeddings(body, deployment=None)`` -> the response JSON.
 - ``await client.aclose()``.
 `deployment` defaults to `AZURE_OPENAI_MODEL` (Azure) or `RAGBOT_LLM_MODEL` (OpenAI mode); `route` defaults
@@ -148,15 +148,19 @@ class AzureOpenAIClient:
                 try:
                     chunk = json.loads(data)
                 except ValueError:
-                    log.warning("skipping a stream event that is not JSON: %.200s", data)
-                    continue
-                if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+                    raise UpstreamUnavailable(
+                        f"the answer stream sent a malformed event: {data[:200]!r}"
+                    ) from None
+                if not isinstance(chunk, dict):
+                    raise UpstreamUnavailable(f"the answer stream sent a malformed event: {data[:200]!r}")
+                if isinstance(chunk.get("error"), dict):
                     raise error_for(500, chunk, data_sources=_has_data_sources(body))
-                if isinstance(chunk, dict):
-                    yield chunk
+                yield chunk
             raise UpstreamUnavailable("the answer stream ended before it finished (no [DONE])")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable(f"the answer stream broke off: {_describe(exc)}") from exc
+        except UnicodeDecodeError as exc:
+            raise UpstreamUnavailable(f"the answer stream is not UTF-8 text: {exc}") from exc
         finally:
             response.release()
 
@@ -166,10 +170,6 @@ class AzureOpenAIClient:
             self._session = None
         if self._tokens is not None:
             await self._tokens.close()
-
-    def url_for(self, route: str, deployment: str | None = None) -> str:
-        """The URL a call to `route` goes to (shown in diagnostics and checked by tests)."""
-        return self._target(route, {}, deployment)[0]
 
     def _target(self, route: str, body: dict[str, Any], deployment: str | None) -> tuple[str, dict[str, Any]]:
         name = deployment or self.default_deployment

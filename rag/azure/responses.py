@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from rag.contract import Answer, AnswerDelta, Citation, ContentFilterResult, RetrievedDocument, Usage
@@ -171,11 +173,26 @@ def _choice_answer(choice: dict[str, Any], usage: Usage | None, prompt: list[Con
     )
 
 
+@contextmanager
+def _unexpected_shape() -> Iterator[None]:
+    """A response in a shape no version produces is the upstream's failure, never a crash."""
+    try:
+        yield
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UpstreamUnavailable(f"Azure OpenAI's response has an unexpected shape: {exc}") from exc
+
+
 def parse_completion(body: dict[str, Any]) -> Answer:
     """A whole response as an Answer; choices after the first become `alternatives`.
 
-    A completion stopped by the content filter raises :class:`ContentFiltered` (source "completion").
+    A completion stopped by the content filter raises :class:`ContentFiltered` (source "completion");
+    a response in an unexpected shape raises :class:`UpstreamUnavailable`.
     """
+    with _unexpected_shape():
+        return _parse_completion(body)
+
+
+def _parse_completion(body: dict[str, Any]) -> Answer:
     choices = sorted(body.get("choices") or [], key=lambda c: int(c.get("index") or 0))
     if not choices:
         raise UpstreamUnavailable("Azure OpenAI returned a response without choices")
@@ -223,6 +240,10 @@ class StreamDecoder:
         self._completion_filter: list[ContentFilterResult] = []
 
     def feed(self, chunk: dict[str, Any]) -> list[AnswerDelta]:
+        with _unexpected_shape():
+            return self._feed(chunk)
+
+    def _feed(self, chunk: dict[str, Any]) -> list[AnswerDelta]:
         out: list[AnswerDelta] = []
         prompt = prompt_filter_results(chunk)
         usage = _usage(chunk.get("usage"))

@@ -15,7 +15,8 @@ from aiohttp import web
 
 @dataclass
 class Reply:
-    """One scripted answer. `events` makes it an SSE stream; `done=False` leaves out `[DONE]`;
+    """One scripted answer: a JSON body (bytes are sent as they are), or with `events` an SSE stream
+    (bytes events are written raw); `done=False` leaves out `[DONE]`;
     `abort=True` drops the connection after the events; `delay` waits before the status line."""
 
     status: int = 200
@@ -64,11 +65,16 @@ class FakeAzure:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if isinstance(reply.body, bytes):
+            return web.Response(body=reply.body, status=reply.status, content_type="application/json")
         if reply.events is None:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         response = web.StreamResponse(status=reply.status, headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for event in reply.events:
+            if isinstance(event, bytes):  # raw bytes, written as they are
+                await response.write(event)
+                continue
             data = event if isinstance(event, str) else json.dumps(event)
             await response.write(f"data: {data}\n\n".encode())
             if reply.pause:

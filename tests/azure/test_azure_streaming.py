@@ -243,3 +243,36 @@ async def test_large_context_chunk(
     answer = fold(await collect(answerer))
     assert [c.content[-1] for c in answer.citations] == ["0", "1", "2", "3", "4"]
     assert answer.content == "See [doc5]."
+
+
+GARBLED = {
+    "not UTF-8": b'data: {"choices": [{"index": 0, "delta": {"content": "\xff\xfe"}}]}\n\n',
+    "not JSON": '{"choices": [{"delta": {"content": "Open',
+    "not an object": "[1, 2]",
+    "wrong shape": {"choices": [{"index": 0, "delta": "text"}]},
+}
+
+
+@pytest.mark.parametrize("event", list(GARBLED.values()), ids=list(GARBLED))
+async def test_garbled_stream_is_upstream_unavailable(
+    event: Any, fake_azure: FakeAzure, make_settings: Callable[[dict[str, str]], Settings]
+) -> None:
+    fake_azure.reply(Reply(events=[modern_chunks(["Open"])[1], event]))
+    answerer = OnYourDataAnswerer.from_settings(make_settings(env(fake_azure, "2024-10-21")))
+    with pytest.raises(UpstreamUnavailable):
+        await collect(answerer)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>gateway</html>", b"\xff\xfe", b"[1]", json.dumps({"choices": "none"}).encode()]
+)
+async def test_garbled_body_is_upstream_unavailable(
+    body: bytes, fake_azure: FakeAzure, make_settings: Callable[[dict[str, str]], Settings]
+) -> None:
+    fake_azure.reply(Reply(body=body))
+    answerer = OnYourDataAnswerer.from_settings(make_settings(env(fake_azure, "2024-10-21")))
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await answerer.answer([], "q")
+    finally:
+        await answerer.aclose()
