@@ -32,6 +32,8 @@ MAX_USER_ACTIVITY_BYTES = 32 * 1024
 MAX_PENDING_DELIVERIES = 10
 CLEANUP_INTERVAL_S = 60.0
 BOT_TURN_TIMEOUT_S = 300.0
+USER_ACTIVITY_TYPES = ("message", "event", "invoke")
+"""What a client may send (besides typing); membership changes are the Direct Line's own."""
 
 
 class User(BaseModel):
@@ -237,6 +239,8 @@ class LocalDirectLine:
             raise error(400, "BadArgument", "an activity is a JSON object with a string 'type'")
         if activity["type"] == "typing":  # not stored, not sent to the bot
             return web.json_response({"id": conversation.new_id()})
+        if activity["type"] not in USER_ACTIVITY_TYPES:
+            raise error(400, "BadArgument", f"activity type {activity['type'][:40]!r} cannot be sent here")
         if conversation.pending >= MAX_PENDING_DELIVERIES:
             raise error(429, "TooManyRequests", "too many activities waiting for the bot; try again shortly")
         claimed = activity.get("from")

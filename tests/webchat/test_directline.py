@@ -261,17 +261,22 @@ async def test_a_token_cannot_touch_another_conversation(client: TestClient) -> 
     assert response.status == 403
 
 
-async def test_bad_user_activities_get_clear_errors(client: TestClient) -> None:
+async def test_bad_user_activities_get_clear_errors(client: TestClient, bot: RecordingBot) -> None:
     _, conv = await start(client)
+    await bot.wait_for(lambda a: a["type"] == "conversationUpdate")
+    before = await poll(client, conv)
     path = f"{DL}/conversations/{conv['conversationId']}/activities"
-    for body, status in ((b"not json", 400), (b'"text"', 400), (b'{"text": "no type"}', 400)):
+    bodies = [b"not json", b'"text"', b'{"text": "no type"}', b'{"type": "conversationUpdate"}']
+    for body in bodies:
         response = await client.post(path, data=body, headers=auth(conv["token"]))
-        assert response.status == status, body
+        assert response.status == 400, body
         assert (await response.json())["error"]["message"]
     huge = {"type": "message", "text": "x" * 40_000}
     response = await client.post(path, json=huge, headers=auth(conv["token"]))
     assert response.status == 413
     assert "larger than" in (await response.json())["error"]["message"]
+    assert await poll(client, conv) == before  # nothing stored
+    assert len(bot.received) == 1  # nothing forwarded (only the join)
 
 
 async def test_a_failing_bot_is_reported_in_the_chat(client: TestClient) -> None:
