@@ -32,6 +32,10 @@ class BearerTokens:
                 self._token, self._expires_on = token.token, float(token.expires_on)
             return f"Bearer {self._token}"
 
+    def forget(self) -> None:
+        """Drop the cached token (after a 401), so the next call fetches a fresh one."""
+        self._token = None
+
     async def close(self) -> None:
         await self.credential.close()
 

@@ -234,6 +234,8 @@ class AzureOpenAIClient:
                     return response
                 payload = await _error_payload(response)
                 asked = server_delay(response.headers)
+                if response.status == 401 and self._tokens is not None:
+                    self._tokens.forget()
                 if response.status not in RETRYABLE_STATUS:
                     raise error_for(response.status, payload, data_sources=data_sources)
                 wait = asked if asked is not None else backoff(attempt)

@@ -346,3 +346,21 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
         waits = {backoff(attempt, rng=rng) for _ in range(20)}
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
         assert len(waits) > 1  # jittered
+
+
+async def test_a_refused_token_is_not_reused(
+    fake_azure: FakeAzure, make_settings: Callable[[dict[str, str]], Settings]
+) -> None:
+    settings = make_settings({k: v for k, v in env(fake_azure.url).items() if k != "AZURE_OPENAI_KEY"})
+    credential = FakeCredential(3600)
+    client = AzureOpenAIClient.from_settings(settings, credential=credential)
+    fake_azure.reply(
+        Reply(status=401, body={"error": {"code": "401", "message": "token revoked"}}), Reply(body=OK)
+    )
+    try:
+        with pytest.raises(AuthError, match="token revoked"):
+            await client.chat({"messages": [{"role": "user", "content": "hi"}]})
+        await client.chat({"messages": [{"role": "user", "content": "hi"}]})
+    finally:
+        await client.aclose()
+    assert [r.headers["Authorization"] for r in fake_azure.requests] == ["Bearer token-1", "Bearer token-2"]
