@@ -42,7 +42,8 @@ class ChatPage:
         connect = "'self'"
         if isinstance(source, AzureDirectLine):
             endpoint = URL(source.endpoint)
-            connect += f" {endpoint.origin()} wss://{endpoint.host}"
+            stream = endpoint.with_scheme("wss" if endpoint.scheme == "https" else "ws")
+            connect += f" {endpoint.origin()} {stream.origin()}"
         self.csp = (
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             f"img-src 'self' data: blob:; font-src 'self' data:; connect-src {connect}; "

@@ -105,7 +105,9 @@ async def test_azure_mode_exchanges_the_secret_server_side(
     assert (await client.post("/v3/directline/tokens/generate")).status == 404
     page = await client.get("/")
     assert SECRET not in await page.text()
-    assert f"connect-src 'self' {server.make_url('/').origin()}" in page.headers["Content-Security-Policy"]
+    origin = server.make_url("/").origin()
+    stream = origin.with_scheme("ws")
+    assert f"connect-src 'self' {origin} {stream};" in page.headers["Content-Security-Policy"]
 
 
 async def test_azure_refusal_is_a_clear_502(
