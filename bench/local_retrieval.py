@@ -121,7 +121,11 @@ def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
                 vectors = corpus.vectors(queries)
                 label = f"{size // 1000}k chunks"
 
-                reload_ms = timed([lambda v=vectors[0]: store.vector_search(v, TOP)])[0]  # first search loads
+                store.vector_search(vectors[0], TOP)
+                with LocalStore(path) as cold:  # a server opening the file: the first search loads it all
+                    cold_ms = timed([lambda v=vectors[0], s=cold: s.vector_search(v, TOP)])[0]
+                corpus.add_files(store, 0, 1)  # `ragbot index` rewrites one file: the matrix catches up
+                refresh_ms = timed([lambda v=vectors[0]: store.vector_search(v, TOP)])[0]
                 keyword = timed([lambda q=q: store.keyword_search(q, TOP) for q in texts])
                 bare_fts = timed(
                     [
@@ -154,11 +158,13 @@ def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
                     ),
                     Row(
                         bench=BENCH,
-                        figure=f"first vector search after a write, {label}",
-                        value=reload_ms,
+                        figure=f"vector search after one file changed, {label}",
+                        value=refresh_ms,
                         unit="ms",
+                        baseline="first search after opening",
+                        baseline_value=cold_ms,
                         higher_is_better=False,
-                        note="reloads the in-memory matrix",
+                        note="incremental refresh vs full load",
                     ),
                     Row(
                         bench=BENCH,

@@ -435,21 +435,33 @@ class LocalStore:
     def _current_vectors(self) -> VectorIndex:
         """The in-memory vectors, caught up with the file (only new and vanished rows are read)."""
         self._sync()
-        if not self._vectors_current:
-            index = self._vectors
-            rows = np.fromiter((row for (row,) in self._db.execute("SELECT row FROM chunks")), dtype=np.int64)
-            last = index.last_row
+        if self._vectors_current:
+            return self._vectors
+        index = self._vectors
+        last = index.last_row
+        self._db.execute("BEGIN")  # one snapshot for the three reads
+        try:
             added = self._db.execute(
                 "SELECT row, groups, vector FROM chunks WHERE row > ? ORDER BY row", (last,)
             ).fetchall()
-            index.apply(
-                present=rows[rows <= last],
-                added_rows=[row for row, _, _ in added],
-                added_vectors=[vector for _, _, vector in added],
-                added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _ in added],
-            )
-            self._vectors_current = True
-        return self._vectors
+            total = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            gone = np.empty(0, dtype=np.int64)
+            if total != len(index) + len(added):  # some rows we hold were deleted: find which
+                present = np.fromiter(
+                    (r for (r,) in self._db.execute("SELECT row FROM chunks")), dtype=np.int64
+                )
+                live = index.live_rows()
+                gone = live[~np.isin(live, present, assume_unique=True)]
+        finally:
+            self._db.execute("COMMIT")
+        index.apply(
+            gone=gone,
+            added_rows=[row for row, _, _ in added],
+            added_vectors=[vector for _, _, vector in added],
+            added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _ in added],
+        )
+        self._vectors_current = True
+        return index
 
 
 def _split_script(script: str) -> list[str]:

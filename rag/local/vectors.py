@@ -2,8 +2,9 @@
 
 Exact search is a single matmul (50k x 384 in about 4 ms on 2 cores), so there is no ANN index to build or
 tune. The matrix follows the SQLite file incrementally: store rows are never reused and a row's vector and
-groups never change (a changed chunk is a new row), so a refresh only drops vanished rows and appends rows
-numbered above the last one seen.
+groups never change (a changed chunk is a new row), so catching up means marking vanished rows dead and
+appending rows numbered above the last one seen. Appends go into spare capacity and dead rows are only
+compacted away once they are a quarter of the matrix, so a small change never copies the whole matrix.
 """
 
 from __future__ import annotations
@@ -12,56 +13,96 @@ from collections.abc import Sequence
 
 import numpy as np
 
+COMPACT_AT = 0.25  # share of dead rows that triggers a compaction
+GROWTH = 1.25  # capacity growth factor when appending past the end
+
 
 class VectorIndex:
     """Store row numbers, their unit vectors and their groups (for security trimming)."""
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
-        self.rows = np.empty(0, dtype=np.int64)  # ascending store row numbers
-        self.matrix = np.empty((0, dimensions), dtype=np.float32)
-        self._restricted: dict[int, tuple[str, ...]] = {}  # row -> groups, only for rows that have groups
-        self._public = np.empty(0, dtype=bool)
-        self._members: dict[str, np.ndarray] = {}  # group -> positions in `rows`
+        self._size = 0  # slots in use (live or dead), at the front of the buffers
+        self._rows = np.empty(0, dtype=np.int64)  # ascending store row numbers
+        self._matrix = np.empty((0, dimensions), dtype=np.float32)
+        self._live = np.empty(0, dtype=bool)
+        self._dead = 0
+        self._restricted: dict[int, tuple[str, ...]] = {}  # row -> groups, only live rows that have groups
+        self._visible = np.empty(0, dtype=bool)  # live and public
+        self._members: dict[str, np.ndarray] = {}  # group -> slots
 
     @property
     def last_row(self) -> int:
-        return int(self.rows[-1]) if len(self.rows) else 0
+        """The highest store row ever seen (rows above it are new)."""
+        return int(self._rows[self._size - 1]) if self._size else 0
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._size - self._dead
+
+    def live_rows(self) -> np.ndarray:
+        return self._rows[: self._size][self._live[: self._size]]
 
     def apply(
         self,
-        present: np.ndarray,
+        gone: np.ndarray,
         added_rows: Sequence[int],
         added_vectors: Sequence[bytes],
         added_groups: Sequence[tuple[str, ...]],
     ) -> None:
-        """Catch up with the store: `present` holds the store's rows up to `last_row`; the rest are new."""
-        keep = np.isin(self.rows, present, assume_unique=True)
-        if keep.all() and not added_rows:
+        """Catch up with the store: `gone` rows were deleted, the `added_*` rows (ascending) are new."""
+        if not len(gone) and not added_rows:
             return
-        for row in self.rows[~keep]:
-            self._restricted.pop(int(row), None)
-        for row, groups in zip(added_rows, added_groups, strict=True):
-            if groups:
-                self._restricted[row] = groups
-        fresh = np.frombuffer(b"".join(added_vectors), dtype="<f4").reshape(len(added_rows), self.dimensions)
-        self.rows = np.concatenate([self.rows[keep], np.asarray(added_rows, dtype=np.int64)])
-        self.matrix = np.concatenate([self.matrix[keep], fresh])
-        positions = np.searchsorted(self.rows, np.fromiter(self._restricted, dtype=np.int64))
-        self._public = np.ones(len(self.rows), dtype=bool)
-        self._public[positions] = False
+        if len(gone):
+            slots = np.searchsorted(self._rows[: self._size], gone)
+            self._live[slots] = False
+            self._dead += len(slots)
+            for row in gone.tolist():
+                self._restricted.pop(row, None)
+        if added_rows:
+            self._append(added_rows, added_vectors)
+            for row, groups in zip(added_rows, added_groups, strict=True):
+                if groups:
+                    self._restricted[row] = groups
+        if self._dead > COMPACT_AT * self._size:
+            self._compact()
+        self._index_groups()
+
+    def _append(self, rows: Sequence[int], vectors: Sequence[bytes]) -> None:
+        needed = self._size + len(rows)
+        if needed > len(self._rows):
+            capacity = max(int(needed * GROWTH), 1024)  # spare room: the next appends copy no old rows
+            self._rows = _resized(self._rows, capacity)
+            self._matrix = _resized(self._matrix, capacity)
+            self._live = _resized(self._live, capacity)
+        fresh = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(rows), self.dimensions)
+        self._rows[self._size : needed] = rows
+        self._matrix[self._size : needed] = fresh
+        self._live[self._size : needed] = True
+        self._size = needed
+
+    def _compact(self) -> None:
+        keep = self._live[: self._size]
+        self._rows = self._rows[: self._size][keep].copy()
+        self._matrix = self._matrix[: self._size][keep].copy()
+        self._size = len(self._rows)
+        self._live = np.ones(self._size, dtype=bool)
+        self._dead = 0
+
+    def _index_groups(self) -> None:
+        slots = np.searchsorted(self._rows[: self._size], np.fromiter(self._restricted, dtype=np.int64))
+        self._visible = self._live[: self._size].copy()
+        self._visible[slots] = False
         members: dict[str, list[int]] = {}
-        for position, groups in zip(positions.tolist(), self._restricted.values(), strict=True):
+        for slot, groups in zip(slots.tolist(), self._restricted.values(), strict=True):
             for group in groups:
-                members.setdefault(group, []).append(position)
+                members.setdefault(group, []).append(slot)
         self._members = {group: np.array(found, dtype=np.int64) for group, found in members.items()}
 
-    def allowed(self, groups: Sequence[str]) -> np.ndarray:
-        """Mask of the rows a user in `groups` may see: public rows and rows sharing a group."""
-        mask = self._public.copy()
+    def allowed(self, groups: Sequence[str] | None) -> np.ndarray:
+        """Mask over the slots a user in `groups` may see (None: every live row)."""
+        if groups is None:
+            return self._live[: self._size]
+        mask = self._visible.copy()
         for group in groups:
             found = self._members.get(group)
             if found is not None:
@@ -69,19 +110,26 @@ class VectorIndex:
         return mask
 
     def hidden_rows(self, groups: Sequence[str]) -> list[int]:
-        """Store rows a user in `groups` may not see (usually few: only restricted rows qualify)."""
+        """Live store rows a user in `groups` may not see (usually few: only restricted rows qualify)."""
         if not self._restricted:
             return []
-        return [int(row) for row in self.rows[~self.allowed(groups)]]
+        live = self._live[: self._size]
+        return self._rows[: self._size][live & ~self.allowed(groups)].tolist()
 
     def search(self, query: np.ndarray, top: int, groups: Sequence[str] | None) -> list[tuple[int, float]]:
         """(row, cosine) of the `top` nearest allowed rows, best first; `query` must be a unit vector."""
-        if top < 1 or not len(self.rows):
+        if top < 1 or not len(self):
             return []
-        scores = self.matrix @ query
-        if groups is not None and self._restricted:
+        scores = self._matrix[: self._size] @ query
+        if self._dead or (groups is not None and self._restricted):
             scores = np.where(self.allowed(groups), scores, -np.inf)
         k = min(top, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         best = best[np.argsort(-scores[best], kind="stable")]
-        return [(int(self.rows[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
+        return [(int(self._rows[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
+
+
+def _resized(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
