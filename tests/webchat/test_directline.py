@@ -9,7 +9,7 @@ import jwt
 from aiohttp.test_utils import TestClient
 
 from bot.directline.service import MAX_PENDING_DELIVERIES
-from bot.directline.store import MAX_ACTIVITIES
+from bot.directline.store import MAX_ACTIVITIES, ConversationStore
 from bot.directline.tokens import TOKEN_LIFETIME_S
 from bot.web import LOCAL_DIRECT_LINE
 
@@ -362,3 +362,18 @@ async def test_app_id_without_secret_explains_what_is_missing(make_client: MakeC
     assert response.status == 503
     assert "DIRECT_LINE_SECRET" in (await response.json())["error"]["message"]
     assert (await client.post(f"{DL}/tokens/generate")).status == 404
+
+
+async def test_expiry_sweep_drops_idle_conversations_and_ends_their_streams() -> None:
+    now = [0.0]
+    store = ConversationStore(clock=lambda: now[0])
+    idle = store.create("idle", "dl_a", None)
+    busy = store.create("busy", "dl_b", None)
+    subscriber, backlog = idle.subscribe(None)
+    assert backlog == []
+    now[0] = 20 * 60
+    assert store.get("busy") is busy  # activity keeps it alive
+    now[0] = 31 * 60
+    assert store.expire() == 1
+    assert "idle" not in store and "busy" in store
+    assert subscriber.closed and await subscriber.queue.get() is None  # its WebSocket is told to close
