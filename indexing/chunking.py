@@ -1,7 +1,8 @@
 """Cut a document into passages of at most `max_tokens` tokens.
 
 Cuts fall at headings where they can, then at paragraphs, then lines, then sentences, and only as a last
-resort inside a sentence (at a word boundary). Small neighbouring sections share a chunk; a chunk that
+resort inside a sentence (at a word boundary). Small neighbouring sections share a chunk (a section joins
+the chunk before it only when it fits whole, so a heading never ends a chunk); a chunk that
 continues a section cut mid-way starts with the last `overlap` tokens of the chunk before it, so a passage
 never loses the sentence that introduces it. PDF pages are never merged, so a chunk's page is exact.
 """
@@ -43,6 +44,7 @@ class _Piece:
     page: int | None
     joiner: str  # how it attaches to the piece before it
     section_start: bool
+    section_tokens: int = 0  # on a section's first piece: the whole section's size
 
 
 def _encode(text: str) -> Encoding:
@@ -101,8 +103,9 @@ class Chunker:
             self._pieces(section, section.text.strip(), 0, "\n\n", pieces)
             if len(pieces) > first:
                 head = pieces[first]
+                total = sum(piece.tokens for piece in pieces[first:])
                 pieces[first] = _Piece(
-                    head.text, head.tokens, head.heading_path, head.page, "\n\n", section_start=True
+                    head.text, head.tokens, head.heading_path, head.page, "\n\n", True, total
                 )
         return self._merge(pieces)
 
@@ -133,7 +136,9 @@ class Chunker:
         path: tuple[str, ...] = ()
         page: int | None = None
         for piece in pieces:
-            fits = tokens + piece.tokens <= self.max_tokens and (not text or piece.page == page)
+            # a section joins the chunk only if all of it fits; otherwise it starts a chunk with its heading
+            needed = piece.section_tokens if piece.section_start else piece.tokens
+            fits = tokens + needed <= self.max_tokens and (not text or piece.page == page)
             if text and fits:
                 text, tokens = text + piece.joiner + piece.text, tokens + piece.tokens
                 continue

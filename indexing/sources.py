@@ -50,6 +50,8 @@ def discover(roots: list[Path]) -> Discovery:
                 found.skipped.append(path)
                 continue
             filepath = path.name if root.is_file() else path.relative_to(root).as_posix()
+            if filepath in owners and owners[filepath].resolve() == path.resolve():
+                continue  # the same file named twice
             if filepath in owners:
                 found.errors.append(
                     (str(path), f"same relative path as {owners[filepath]}: index the folders separately")

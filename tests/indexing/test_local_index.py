@@ -111,10 +111,14 @@ async def test_second_run_writes_nothing_and_edits_are_incremental(tmp_path: Pat
     now = chunks_by_file(store)
     assert "it/printers.txt" not in now
     assert len(now["it/vpn.md"]) == 1 and len(old["it/vpn.md"]) >= 3
+    assert now["it/vpn.md"] < old["it/vpn.md"], (
+        "the untouched first chunk keeps its id; no stale chunk is left"
+    )
     assert edited.files_deleted == 1 and edited.files_indexed == 1
-    # the first chunk shrank too, so every old VPN chunk and the printers chunk went; one new chunk came
-    assert (edited.chunks_added, edited.chunks_deleted) == (1, len(old["it/vpn.md"]) + 1)
-    assert sum(len(ids) for ids in now.values()) == first.chunks_added - edited.chunks_deleted + 1
+    # every other VPN chunk and the printers chunk went; nothing new was needed
+    assert (edited.chunks_added, edited.chunks_updated) == (0, 0)
+    assert edited.chunks_deleted == len(old["it/vpn.md"]) - 1 + len(old["it/printers.txt"])
+    assert sum(len(ids) for ids in now.values()) == first.chunks_added - edited.chunks_deleted
 
 
 async def test_unreadable_files_are_reported_and_keep_their_old_chunks(tmp_path: Path, kb: Path) -> None:

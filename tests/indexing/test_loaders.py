@@ -1,0 +1,113 @@
+"""Loaders on real files: PDFs and DOCX generated here, Markdown, HTML and text written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import docx_bytes, pdf_bytes
+
+from indexing.documents import LoadError
+from indexing.loaders import iso_utc, load
+from indexing.sources import discover
+
+
+def test_markdown_front_matter_headings_and_code_fences() -> None:
+    text = (
+        "---\ntitle: Reset your password\nurl: https://kb.example/pw\ndate: 2024-05-01T10:30:00+02:00\n"
+        "groups: hr, managers\n---\n\nIntro line.\n\n## Steps\n\n1. Open the portal.\n\n"
+        "```bash\n# not a heading\n"
+        "```\n\n### On a Mac\n\nUse Safari.\n\n## Help\n\nCall the desk.\n"
+    )
+    doc = load(text.encode(), Path("pw.md"))
+    assert doc.title == "Reset your password" and doc.url == "https://kb.example/pw"
+    assert doc.last_modified == "2024-05-01T08:30:00Z" and doc.group_ids == ["hr", "managers"]
+    assert [s.heading_path for s in doc.sections] == [(), ("Steps",), ("Steps", "On a Mac"), ("Help",)]
+    assert "# not a heading" in doc.sections[1].text
+    assert doc.sections[2].text.startswith("### On a Mac")
+
+
+def test_markdown_without_front_matter_takes_the_first_h1_and_bad_yaml_fails() -> None:
+    assert load(b"Some text\n\n# The Title\n\nbody\n", Path("x.md")).title == "The Title"
+    with pytest.raises(LoadError, match="front matter"):
+        load(b"---\ntitle: [open\n---\nbody\n", Path("x.md"))
+    with pytest.raises(LoadError, match="UTF-8"):
+        load("caf\u00e9".encode("latin-1"), Path("x.txt"))
+
+
+def test_html_main_content_title_canonical_and_groups() -> None:
+    html = (
+        "<html><head><title>Guest Wi-Fi | Contoso Help</title><meta name='groups' content='staff'>"
+        "<link rel='canonical' href='https://kb.example/wifi'>"
+        "<meta name='last-modified' content='2025-01-08'>"
+        "<script>var x = 1;</script></head><body><header>Site header</header><nav>Menu</nav>"
+        "<main><h1>Guest Wi-Fi</h1><p>Join <strong>Contoso-Guest</strong>.</p>"
+        "<h2>Limits</h2><ul><li>10 Mbps</li><li>24 hours</li></ul>"
+        "<table><tr><th>Site</th><th>SSID</th></tr><tr><td>London</td><td>CG-LDN</td></tr></table>"
+        "<aside>Related</aside></main><footer>Footer</footer></body></html>"
+    )
+    doc = load(html.encode(), Path("wifi.html"))
+    assert doc.title == "Guest Wi-Fi" and doc.url == "https://kb.example/wifi"
+    assert doc.group_ids == ["staff"] and doc.last_modified == "2025-01-08T00:00:00Z"
+    text = "\n".join(s.text for s in doc.sections)
+    assert "Join Contoso-Guest." in text and "- 10 Mbps" in text and "London | CG-LDN" in text
+    for chrome in ("Site header", "Menu", "Footer", "Related", "var x"):
+        assert chrome not in text
+    assert doc.sections[-1].heading_path == ("Guest Wi-Fi", "Limits")
+
+
+def test_pdf_pages_outline_and_failures() -> None:
+    data = pdf_bytes(
+        [("Scope", "This policy covers travel."), ("Claims", "Claim within 30 days.")], "Expenses"
+    )
+    doc = load(data, Path("e.pdf"))
+    assert doc.title == "Expenses"
+    assert [(s.page, s.heading_path) for s in doc.sections] == [(1, ("Scope",)), (2, ("Claims",))]
+    assert "Claim within 30 days." in doc.sections[1].text
+
+    with pytest.raises(LoadError, match="encrypted PDF"):
+        load(pdf_bytes([("A", "secret")], password="pw"), Path("locked.pdf"))
+    with pytest.raises(LoadError, match="unreadable PDF"):
+        load(data[: len(data) // 3], Path("cut.pdf"))
+
+
+def test_docx_headings_lists_tables_and_corrupt_file() -> None:
+    doc = load(docx_bytes(), Path("guide.docx"))
+    assert doc.title == "Laptop Guide" and doc.last_modified
+    assert [s.heading_path for s in doc.sections] == [
+        ("Getting a laptop",),
+        ("Getting a laptop", "Models"),
+        ("Returns",),
+    ]
+    models = doc.sections[1].text
+    assert "- Dell Latitude for most roles" in models and "Designer | MacBook Air" in models
+    with pytest.raises(LoadError, match="unreadable DOCX"):
+        load(b"PK\x03\x04broken", Path("bad.docx"))
+
+
+def test_dates_normalise_to_utc() -> None:
+    assert iso_utc("2025-03-12") == "2025-03-12T00:00:00Z"
+    assert iso_utc("2025-03-12T10:00:00-05:00") == "2025-03-12T15:00:00Z"
+    assert iso_utc("next tuesday") is None
+
+
+def test_discovery_skips_hidden_folders_readme_and_unknown_types(kb: Path) -> None:
+    found = discover([kb])
+    assert [f.filepath for f in found.files] == [
+        "hr/expenses.pdf",
+        "hr/holidays.html",
+        "it/laptops.docx",
+        "it/printers.txt",
+        "it/vpn.md",
+    ]
+    assert sorted(p.name for p in found.skipped) == ["README.md", "logo.png"]
+    twice = discover([kb / "it", kb / "it"])
+    assert len(twice.files) == 3 and twice.errors == []
+    other = kb.parent / "other"
+    other.mkdir()
+    (other / "vpn.md").write_text("# Another VPN page\n")
+    clash = discover([kb / "it" / "vpn.md", other])
+    assert [f.filepath for f in clash.files] == ["vpn.md"]
+    assert clash.errors == [
+        (str(other / "vpn.md"), f"same relative path as {kb / 'it' / 'vpn.md'}: index the folders separately")
+    ]
