@@ -29,29 +29,31 @@ from rag.grounded.text import content_words
 
 RELATIVE_FLOOR = 0.75
 """A unit besides the best one must score at least this share of the best."""
+SIBLING_FLOOR = 0.6
+"""An entry of a bulleted list or table joins the best unit (its sibling) when it scores this share of it."""
 HEADING_CREDIT = 0.6
 """A question word found in the unit's heading counts this much of a word found in the unit itself."""
 SECTION_MATCH = 0.4
 """When the best unit's heading alone covers this share of the question, the section is the answer."""
 _META = re.compile(
     r"^(?:(?:this|these) (?:article|page|guide|section|checklist|document)s?\b"
-    r"|welcome\b|see |for (?:more|details)\b)",
+    r"|welcome\b|see |for (?:more|details)\b|managers:|.*\bsee \[)",
     re.IGNORECASE,
 )
 """Sentences that introduce or point elsewhere rather than answer."""
-CODE_MISSING = 0.5
+CODE_MISSING = 0.2
 """Score kept by a unit that lacks every code or number the question names (error 691, P60, 0x800...)."""
 EMBEDDED_UNITS = 12
 """Only the lexically best units are embedded: a few short texts cost milliseconds, all of them would not."""
 DUPLICATE_OVERLAP = 0.7
 """Units sharing at least this share of their words (Jaccard) say the same thing: keep the first."""
-RANK_PENALTY = 0.04
+RANK_PENALTY = 0.06
 """Score taken off per document rank below the first: ties go to the better-ranked document."""
 MAX_LIST_ITEMS = 8
 EMBEDDING_CACHE = 4096
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
-_ITEM = re.compile(r"^\s*(?:([-*+•])|(\d{1,2})[.)])\s+(.*)$")
+_ITEM = re.compile(r"^\s*(?:([-*+•])|(\d{1,2})[.)])\s+(?:\[[ xX]\]\s+)?(.*)$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”)]?\s+(?=[A-Z0-9*\"“(\[])")
 _WORD = re.compile(r"[^\W_]+")
@@ -74,8 +76,9 @@ class Unit:
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def terms(text: str) -> list[str]:
@@ -163,10 +166,12 @@ class ExtractiveGenerator:
     ) -> list[Unit]:
         """The units the answer is made of, in reading order."""
         units = [u for number, doc in enumerate(documents, start=1) for u in split_units(number, doc.content)]
+        units = [u for u in units if not _META.match(u.text)] or units
         if not units:
             return []
         asked = " ".join([question, *queries])
         heading_match = await self._score(units, asked)
+        wanted_codes = {t for t in terms(asked) if any(c.isdigit() for c in t)}
         ranked = sorted(units, key=lambda u: u.score, reverse=True)
         best = ranked[0]
         picked: list[Unit] = []
@@ -182,18 +187,21 @@ class ExtractiveGenerator:
             return True
 
         take(best)
-        if best.heading and heading_match.get((best.doc, best.heading), 0.0) >= SECTION_MATCH:
+        if _section_answers(best, heading_match, wanted_codes):
             group = [u for u in units if u.doc == best.doc and u.heading == best.heading]
         else:
-            group = _list_of(best, units)[:MAX_LIST_ITEMS]
+            group = _steps_of(best, units, floor=SIBLING_FLOOR * best.score)
+        expanded = bool(group)
         for unit in group:
             if not take(unit):
                 break
         for unit in ranked[1:]:
-            if unit.score < RELATIVE_FLOOR * best.score or not take(unit):
+            if unit.score < RELATIVE_FLOOR * best.score:
                 break
-            if _META.match(unit.text):  # "This article covers ..." introduces, it does not answer
-                picked.remove(unit)
+            steps = [] if expanded else _steps_of(unit, units, floor=SIBLING_FLOOR * best.score)
+            expanded = expanded or bool(steps)
+            if not all(take(u) for u in steps or [unit]):
+                break
         return sorted(picked, key=lambda u: (u.doc, u.position))
 
     async def _score(self, units: list[Unit], asked: str) -> dict[tuple[int, str], float]:
@@ -213,15 +221,14 @@ class ExtractiveGenerator:
             unit.score = value
         if self.embedder is not None:
             shortlist = sorted(units, key=lambda u: u.score, reverse=True)[:EMBEDDED_UNITS]
-            for unit, cosine in zip(shortlist, await self._cosines(shortlist, asked), strict=True):
-                unit.score = (unit.score + cosine) / 2
+            cosines = dict(zip(map(id, shortlist), await self._cosines(shortlist, asked), strict=True))
+            for unit in units:  # outside the shortlist the cosine counts as 0: it ranked too low to matter
+                unit.score = (unit.score + cosines.get(id(unit), 0.0)) / 2
         codes = {t for t in wanted if any(c.isdigit() for c in t)}
         for unit, have, heading in zip(units, held, headed, strict=True):
             unit.score -= RANK_PENALTY * (unit.doc - 1)
             if codes and not codes & (have | heading):
                 unit.score *= CODE_MISSING
-            if _META.match(unit.text):
-                unit.score /= 2
         return {
             (u.doc, u.heading): sum(idf[t] for t in wanted & heading) / total
             for u, heading in zip(units, headed, strict=True)
@@ -244,15 +251,30 @@ class ExtractiveGenerator:
         self._vectors.clear()
 
 
-def _list_of(anchor: Unit, units: list[Unit]) -> list[Unit]:
-    """The list the anchor belongs to, or the list it introduces ("Fix:", "To do so:")."""
-    if anchor.kind in ("item", "row"):
-        return [u for u in units if u.doc == anchor.doc and u.block == anchor.block]
-    if anchor.text.rstrip().endswith(":"):
+def _section_answers(best: Unit, heading_match: dict[tuple[int, str], float], codes: set[str]) -> bool:
+    """The best unit's whole section is the answer when its heading names the topic: it covers much of
+    the question, or every code the question names ("Error 809")."""
+    if not best.heading:
+        return False
+    if heading_match.get((best.doc, best.heading), 0.0) >= SECTION_MATCH:
+        return True
+    return bool(codes) and codes <= set(terms(best.heading))
+
+
+def _steps_of(anchor: Unit, units: list[Unit], *, floor: float) -> list[Unit]:
+    """What the anchor needs beside it: all of a numbered list it is a step of, or of the list it
+    introduces ("Fix:", "To do so:"); of a bulleted list or table, only the entries scoring at least
+    `floor` (a checklist's other entries are not part of the answer)."""
+    block = anchor.block
+    if anchor.kind == "sentence":
         following = [u for u in units if u.doc == anchor.doc and u.position == anchor.position + 1]
-        if following and following[0].kind in ("item", "row"):
-            return [u for u in units if u.doc == anchor.doc and u.block == following[0].block]
-    return []
+        if not anchor.text.rstrip().endswith(":") or not following or following[0].kind == "sentence":
+            return []
+        block = following[0].block
+    members = [u for u in units if u.doc == anchor.doc and u.block == block]
+    whole = anchor.text.rstrip().endswith(":") or any(u.numbered for u in members)
+    chosen = [u for u in members if whole or u is anchor or u.score >= floor]
+    return chosen[:MAX_LIST_ITEMS] if len(chosen) > 1 else []
 
 
 def _same(a: str, b: str) -> bool:

@@ -1,0 +1,181 @@
+"""`make eval`: the sample questions through the local backend, one row per strictness (1-5).
+
+Columns (documents are judged at article level: a chunk is relevant when its file is in the question's
+`relevant` list):
+
+- recall@5: of the answerable questions' relevant articles, the share among the (at most 5) documents
+  the answer gets, after strictness and top_n;
+- nDCG@10: the ranking of the documents that pass strictness, first 10 distinct articles;
+- cit.prec: of all documents the answers cite with `[docN]`, the share that are relevant (citations in
+  answers to unanswerable questions count as irrelevant);
+- refusal: share of the unanswerable questions answered with On Your Data's refusal;
+- answered: share of the answerable questions not refused;
+- p50/p95: latency of one `answer()` (intent, retrieval, strictness, extractive answer), in ms.
+
+Follow-ups are asked after their history, each earlier turn answered first, as `ragbot ask --batch` does.
+Usage: `python -m bench.eval [--questions FILE] [--strictness 1 3 5]` with `RAGBOT_DATA_DIR` pointing at
+the index (`make eval` builds it from samples/helpdesk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from rag.contract import Answer, Turn
+from rag.grounded.answerer import GroundedAnswerer
+from rag.grounded.build import build_grounded
+from rag.settings import load_settings
+
+QUESTIONS = Path("samples/helpdesk/questions.jsonl")
+TARGETS = {"recall@5": 0.9, "refusal": 0.8}
+
+
+class Question(BaseModel):
+    id: str
+    question: str
+    history: list[str] = Field(default_factory=list)
+    relevant: list[str] = Field(default_factory=list)
+    answerable: bool = True
+
+
+class Row(BaseModel):
+    strictness: int
+    recall: float
+    ndcg: float
+    citation_precision: float
+    refusal: float
+    answered: float
+    p50_ms: float
+    p95_ms: float
+
+
+def article(filepath: str | None, relevant: list[str]) -> str:
+    """The question's relevant path this file is (paths may be indexed relative to another root)."""
+    path = (filepath or "").replace("\\", "/")
+    for wanted in relevant:
+        if path == wanted or path.endswith("/" + wanted):
+            return wanted
+    return path
+
+
+def ndcg_at_10(ranked: list[str], relevant: set[str]) -> float:
+    distinct = list(dict.fromkeys(ranked))[:10]
+    dcg = sum(1 / math.log2(i + 2) for i, name in enumerate(distinct) if name in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
+    return dcg / ideal if ideal else 0.0
+
+
+async def ask(answerer: GroundedAnswerer, question: Question) -> tuple[Answer, float]:
+    history: list[Turn] = []
+    for text in question.history:
+        earlier = await answerer.answer(history, text)
+        history += [
+            Turn(role="user", content=text),
+            Turn(
+                role="assistant", content=earlier.content, citations=earlier.citations, intent=earlier.intent
+            ),
+        ]
+    start = time.perf_counter()
+    answer = await answerer.answer(history, question.question)
+    return answer, (time.perf_counter() - start) * 1000
+
+
+async def evaluate(answerer: GroundedAnswerer, questions: list[Question], strictness: int) -> Row:
+    answerer.options = answerer.options.model_copy(
+        update={"strictness": strictness, "include_all_retrieved": True}
+    )
+    await answerer.generator.aclose()  # empty its embedding cache: every row pays the same
+    recalls, ndcgs, latencies = [], [], []
+    cited = cited_relevant = refused_unanswerable = answered = 0
+    for question in questions:
+        answer, elapsed = await ask(answerer, question)
+        latencies.append(elapsed)
+        relevant = set(question.relevant)
+        for number in answer.cited_numbers():
+            if 1 <= number <= len(answer.citations):
+                cited += 1
+                cited_relevant += (
+                    article(answer.citations[number - 1].filepath, question.relevant) in relevant
+                )
+        if not question.answerable:
+            refused_unanswerable += answer.refused
+            continue
+        answered += not answer.refused
+        kept = {article(c.filepath, question.relevant) for c in answer.citations}
+        recalls.append(len(kept & relevant) / len(relevant))
+        passing = [d for d in answer.all_retrieved_documents if d.filter_reason != "score"]
+        ndcgs.append(ndcg_at_10([article(d.filepath, question.relevant) for d in passing], relevant))
+    unanswerable = sum(not q.answerable for q in questions)
+    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
+    return Row(
+        strictness=strictness,
+        recall=statistics.mean(recalls) if recalls else 0.0,
+        ndcg=statistics.mean(ndcgs) if ndcgs else 0.0,
+        citation_precision=cited_relevant / cited if cited else 0.0,
+        refusal=refused_unanswerable / unanswerable if unanswerable else 0.0,
+        answered=answered / len(recalls) if recalls else 0.0,
+        p50_ms=statistics.median(latencies),
+        p95_ms=quantiles[18],
+    )
+
+
+def table(rows: list[Row], default: int) -> str:
+    lines = [
+        "| strictness | recall@5 | nDCG@10 | cit.prec | refusal | answered | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mark = f"{r.strictness} (default)" if r.strictness == default else str(r.strictness)
+        lines.append(
+            f"| {mark} | {r.recall:.3f} | {r.ndcg:.3f} | {r.citation_precision:.3f} | {r.refusal:.3f} "
+            f"| {r.answered:.3f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    answerer = build_grounded(settings, local_only=True)
+    assert isinstance(answerer, GroundedAnswerer)
+    try:
+        reason = await answerer.ready()
+        if reason:
+            print(f"eval: the local backend is not ready: {reason}", file=sys.stderr)
+            return 1
+        lines = args.questions.read_text(encoding="utf-8").splitlines()
+        questions = [Question.model_validate_json(line) for line in lines if line.strip()]
+        await ask(answerer, questions[0])  # load the model and the vectors outside the timings
+        rows = [await evaluate(answerer, questions, s) for s in args.strictness]
+    finally:
+        await answerer.aclose()
+    default = settings.search.strictness
+    answerable = sum(q.answerable for q in questions)
+    top_n = settings.search.top_k
+    print(
+        f"{len(questions)} questions ({answerable} answerable), {args.questions}; local backend, top_n={top_n}"
+    )
+    print(table(rows, default))
+    chosen = next((r for r in rows if r.strictness == default), None)
+    if chosen is not None:
+        checks = {"recall@5": chosen.recall, "refusal": chosen.refusal}
+        verdict = ", ".join(
+            f"{name} {value:.3f} {'>=' if value >= TARGETS[name] else '<'} {TARGETS[name]}"
+            for name, value in checks.items()
+        )
+        print(f"targets at strictness {default}: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.eval", description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--strictness", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=range(1, 6))
+    sys.exit(asyncio.run(main(parser.parse_args())))
