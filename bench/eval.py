@@ -159,9 +159,7 @@ async def main(args: argparse.Namespace) -> int:
     default = settings.search.strictness
     answerable = sum(q.answerable for q in questions)
     top_n = settings.search.top_k
-    print(
-        f"{len(questions)} questions ({answerable} answerable), {args.questions}; local backend, top_n={top_n}"
-    )
+    print(f"{len(questions)} questions ({answerable} answerable), local backend, top_n={top_n}")
     print(table(rows, default))
     chosen = next((r for r in rows if r.strictness == default), None)
     if chosen is not None:
