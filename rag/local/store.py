@@ -17,6 +17,7 @@ the number of matched terms); `vector_search` returns the cosine similarity (-1.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -119,28 +120,36 @@ class LocalStore:
         self.dimensions = dimensions
         self.embedder_name = embedder_name
         self._lock = threading.RLock()
+        self._terms: sqlite3.Connection | None = None  # in-memory FTS5 table used as the index's tokenizer
+        self._db, self._identity = self._connect()
+        self._forget()
+
+    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, int]]:
+        """Open the file (creating the schema if needed) and check it was built for this embedder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._write():
-                for statement in _split_script(_SCHEMA):
-                    self._db.execute(statement)
-                self._check_meta()
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _split_script(_SCHEMA):
+                db.execute(statement)
+            self._check_meta(db)
+            db.execute("COMMIT")
+            stat = os.stat(self.path)
         except BaseException:
-            self._db.close()
+            db.close()
             raise
-        # caches of what the file holds, valid while PRAGMA data_version stays put (see `_sync`)
+        return db, (stat.st_dev, stat.st_ino)
+
+    def _forget(self) -> None:
+        """Drop every cache of the file's content (they are valid while PRAGMA data_version stays put)."""
         self._version: int | None = None
         self._changed = False  # our own commits do not move data_version
-        self._vectors = VectorIndex(dimensions)
+        self._vectors = VectorIndex(self.dimensions)
         self._vectors_current = False
         self._frequencies: dict[str, int] = {}
         self._count: int | None = None
-        self._terms: sqlite3.Connection | None = None  # in-memory FTS5 table used as the index's tokenizer
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -165,6 +174,7 @@ class LocalStore:
     def _write(self) -> Iterator[None]:
         """One IMMEDIATE transaction (takes the write lock up front, waiting up to the busy timeout)."""
         with self._lock:
+            self._follow_file()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -174,15 +184,28 @@ class LocalStore:
             self._db.execute("COMMIT")
             self._changed = True
 
-    def _check_meta(self) -> None:
+    def _follow_file(self) -> None:
+        """Reopen if the file was replaced (`ragbot index --recreate` deletes and rebuilds it): the old
+        connection would otherwise keep serving the deleted copy forever."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return  # deleted and not yet rebuilt: keep serving what we have
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            db, identity = self._connect()  # if this fails (e.g. another embedder) the old copy stays open
+            self._db.close()  # SQLite leaves the new file's WAL alone: it sees the old file was unlinked
+            self._db, self._identity = db, identity
+            self._forget()
+
+    def _check_meta(self, db: sqlite3.Connection) -> None:
         wanted = {
             "schema_version": SCHEMA_VERSION,
             "embedder": self.embedder_name,
             "dimensions": str(self.dimensions),
         }
-        found = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        found = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if not found:
-            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
             return
         wrong = [
             f"{key} is {found.get(key)!r}, expected {value!r}"
@@ -200,10 +223,12 @@ class LocalStore:
     def file_hashes(self) -> dict[str, str]:
         """filepath -> content hash of every file in the store (to skip unchanged files)."""
         with self._lock:
+            self._follow_file()
             return dict(self._db.execute("SELECT filepath, content_hash FROM files").fetchall())
 
     def files(self) -> list[str]:
         with self._lock:
+            self._follow_file()
             return [row[0] for row in self._db.execute("SELECT filepath FROM files ORDER BY filepath")]
 
     def count(self) -> int:
@@ -425,6 +450,7 @@ class LocalStore:
 
     def _sync(self) -> None:
         """Notice commits (ours or another process's) since the last search: caches are then out of date."""
+        self._follow_file()
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         if self._changed or version != self._version:
             self._version, self._changed = version, False

@@ -411,3 +411,21 @@ def test_group_changes_reach_a_reader_in_another_connection(tmp_path: Path) -> N
         assert ids(reader.keyword_search("annual leave", 5, groups=[])) == ["hr.md#holiday"]
         writer.delete_file("it.md")
         assert set(ids(reader.vector_search(unit(0), 5, groups=["hr"]))) == {"hr.md#holiday", "hr.md#laptop"}
+
+
+def test_a_reader_follows_a_rebuilt_file(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path, dimensions=DIMS) as reader:
+        with LocalStore(path, dimensions=DIMS) as old:
+            fill(old, ["printer"])
+        assert ids(reader.keyword_search("printer", 3)) == ["kb.md#printer"]
+        for suffix in ("", "-wal", "-shm"):  # what `ragbot index --recreate` does
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        assert ids(reader.keyword_search("printer", 3)) == ["kb.md#printer"]  # still the old copy meanwhile
+        with LocalStore(path, dimensions=DIMS) as rebuilt:
+            fill(rebuilt, ["vpn"], filepath="new.md")
+            assert reader.files() == ["new.md"]
+            assert ids(reader.vector_search(unit(2), 3)) == ["new.md#vpn"]
+            assert reader.keyword_search("printer", 3) == []
+        with LocalStore(path, dimensions=DIMS) as check:
+            assert check.files() == ["new.md"]
