@@ -360,15 +360,29 @@ class LocalStore:
             match = fts_query(" ".join(self._informative_terms(query)))
             if not match:
                 return []
-            hidden = self._current_vectors().hidden_rows(groups) if groups is not None else []
-            trim = "AND rowid NOT IN (SELECT value FROM json_each(?))" if hidden else ""
-            params: list[object] = [match, *([json.dumps(hidden)] if hidden else []), top]
+            params: list[object] = [match]
+            trim = recheck = ""
+            if groups is not None:
+                # skip the rows the in-memory index knows to be hidden before ranking, then check the
+                # winners' own groups too: a row committed since the index caught up is not in the list
+                hidden = self._current_vectors().hidden_rows(groups)
+                if hidden:
+                    trim = "AND rowid NOT IN (SELECT value FROM json_each(?))"
+                    params.append(json.dumps(hidden))
+                recheck = (
+                    "WHERE chunks.groups = '[]' OR EXISTS (SELECT 1 FROM json_each(chunks.groups) AS g "
+                    "WHERE g.value IN (SELECT value FROM json_each(?)))"
+                )
+            params.append(top)
+            if groups is not None:
+                params.append(json.dumps(list(groups)))
             weights = ", ".join(str(w) for w in BM25_WEIGHTS)
             # one statement, so hits and their chunks come from the same snapshot of the file
             rows = self._db.execute(
                 f"WITH hits AS (SELECT rowid AS row, bm25(chunks_fts, {weights}) AS rank FROM chunks_fts "
                 f"WHERE chunks_fts MATCH ? {trim} ORDER BY rank LIMIT ?) "
-                "SELECT chunks.data, hits.rank FROM hits JOIN chunks USING (row) ORDER BY hits.rank",
+                f"SELECT chunks.data, hits.rank FROM hits JOIN chunks USING (row) {recheck} "
+                "ORDER BY hits.rank",
                 params,
             ).fetchall()
         return [
