@@ -78,7 +78,7 @@ class AzureSearchTarget:
         retry_base: float = 0.5,
         batch_docs: int = MAX_BATCH_DOCS,
         batch_bytes: int = MAX_BATCH_BYTES,
-        transport: Any = None,
+        page_size: int = PAGE,
     ) -> None:
         if not spec.filepath_field:
             raise DataSourceError("the index needs a filepath field (AZURE_SEARCH_FILENAME_COLUMN)")
@@ -86,11 +86,10 @@ class AzureSearchTarget:
         self.dimensions: int | None = spec.dimensions if spec.vector_field else None
         self.vectorizer_key = vectorizer_key
         self.retries, self.retry_base = retries, retry_base
-        self.batch_docs, self.batch_bytes = batch_docs, batch_bytes
+        self.batch_docs, self.batch_bytes, self.page_size = batch_docs, batch_bytes, page_size
         self._gate = asyncio.Semaphore(in_flight)
         sdk: dict[str, Any] = {"retry_backoff_factor": retry_base, "retry_total": retries}
-        if transport is not None:
-            sdk["transport"] = transport
+        self._credential = credential
         self._indexes = SearchIndexClient(endpoint, credential, **sdk)
         self._docs = SearchClient(endpoint, spec.name, credential, **sdk)
         self._hashes: dict[str, str] = {}
@@ -188,6 +187,9 @@ class AzureSearchTarget:
     async def aclose(self) -> None:
         await self._docs.close()
         await self._indexes.close()
+        close = getattr(self._credential, "close", None)  # an azure-identity credential holds a session
+        if close is not None:
+            await close()
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -243,14 +245,19 @@ class AzureSearchTarget:
             flt = where if last is None else f"({where}) and {order} gt {odata_string(last)}"
 
             async def page(flt: str = flt) -> list[dict[str, Any]]:
-                results = await self._docs.search(
-                    search_text="*", filter=flt, select=select, order_by=[f"{order} asc"], top=PAGE
-                )
-                return [dict(row) async for row in results]
+                async with self._gate:
+                    results = await self._docs.search(
+                        search_text="*",
+                        filter=flt,
+                        select=select,
+                        order_by=[f"{order} asc"],
+                        top=self.page_size,
+                    )
+                    return [dict(row) async for row in results]
 
             batch = await self._call(page())
             rows += batch
-            if len(batch) < PAGE:
+            if len(batch) < self.page_size:
                 return rows
             last = batch[-1][order]
 

@@ -11,6 +11,7 @@ import pytest
 from search_fake import FakeSearch, fake_vector
 
 from indexing.azure_schema import build_index
+from indexing.azure_target import Action, AzureSearchTarget
 from indexing.chunking import Chunker
 from indexing.factory import azure_setup, build_setup, default_target
 from indexing.loaders import load
@@ -154,6 +155,21 @@ async def test_second_run_on_an_unchanged_folder_writes_nothing(
     ]
 
 
+async def test_listing_pages_past_the_page_size(search: FakeSearch, make_settings: Make, kb: Path) -> None:
+    settings = make_settings(env(search))
+    await index(settings, kb)
+    before = len(search.requests)
+    summary = await index(settings, kb, page_size=2)
+
+    assert summary.files_unchanged == 5 and summary.files_indexed == 0
+    filters = [r.body["filter"] for r in search.requests[before:] if r.path.endswith("search.post.search")]
+    assert filters == [
+        "chunk_id eq '0'",
+        "(chunk_id eq '0') and filepath gt 'hr/holidays.html'",
+        "(chunk_id eq '0') and filepath gt 'it/printers.txt'",
+    ]
+
+
 async def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(
     search: FakeSearch, make_settings: Make, kb: Path
 ) -> None:
@@ -293,3 +309,17 @@ def test_index_agrees_with_the_on_your_data_source(make_settings: Make, query_ty
         )
         assert vectorizer["azureOpenAIParameters"]["resourceUri"] == "https://contoso-aoai.openai.azure.com"
         assert vectorizer["azureOpenAIParameters"]["modelName"] == "text-embedding-3-large"
+
+
+async def test_batches_stay_within_the_document_and_size_limits() -> None:
+    spec = IndexSpec(name="kb")
+    actions = [Action("upload", "f.md", {"id": str(n)}, 40) for n in range(7)]
+    by_count = AzureSearchTarget.with_key(spec, "http://127.0.0.1:9", "k", batch_docs=3, batch_bytes=10_000)
+    by_size = AzureSearchTarget.with_key(spec, "http://127.0.0.1:9", "k", batch_docs=3, batch_bytes=100)
+    try:
+        assert [len(b) for b in by_count._batches(actions)] == [3, 3, 1]
+        assert [len(b) for b in by_size._batches(actions)] == [2, 2, 2, 1]
+        assert [a.document["id"] for b in by_size._batches(actions) for a in b] == [str(n) for n in range(7)]
+    finally:
+        await by_count.aclose()
+        await by_size.aclose()
