@@ -9,6 +9,7 @@ A document is written only after a turn succeeded, so a failed turn leaves the h
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,8 +21,11 @@ from rag.contract import Citation, Turn
 from rag.tokens import count_tokens
 
 STORED_CITATION_CHARS = 300
-"""Citations are kept for feedback and display, not for answering: a short excerpt is enough."""
+"""Citations are kept for feedback, not for answering: a short excerpt is enough."""
 WRITE_ATTEMPTS = 5
+MAX_TURNS = 20
+"""Besides the token budget, at most ten exchanges are kept: older ones rarely help the next answer,
+and every turn rewrites the thread's document."""
 
 
 class KeyValueStore(Protocol):
@@ -68,23 +72,48 @@ class Snapshot(NamedTuple):
 
 
 class ThreadMemory:
-    """Loads and saves thread documents; the caller serializes turns of one thread (see `KeyedLocks`)."""
+    """Loads and saves thread documents; the caller serializes turns of one thread (see `KeyedLocks`).
+
+    Parsed states are cached by their stored JSON text: a thread whose document did not change since
+    this process last read or wrote it is not parsed again (correct with other writers too, since
+    the text is compared, not trusted).
+    """
 
     def __init__(
-        self, store: KeyValueStore, history_tokens: int, *, max_seen: int = 100, max_answers: int = 20
+        self,
+        store: KeyValueStore,
+        history_tokens: int,
+        *,
+        max_seen: int = 32,
+        max_answers: int = 20,
+        cached_threads: int = 1000,
     ) -> None:
         self.store = store
         self.history_tokens = history_tokens
         self.max_seen = max_seen
         self.max_answers = max_answers
+        self._cache: OrderedDict[str, tuple[str, ThreadState]] = OrderedDict()
+        self._cached_threads = cached_threads
 
     async def load(self, key: str) -> Snapshot:
         item = (await self.store.read([key])).get(key)
         if not item:
             return Snapshot(ThreadState(), None)
-        data = dict(item) if isinstance(item, dict) else dict(vars(item))
-        etag = data.pop("e_tag", None)
-        return Snapshot(ThreadState.model_validate(data), etag)
+        data = item if isinstance(item, dict) else vars(item)
+        text: str = data["state"]
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == text:
+            state = cached[1]
+        else:
+            state = ThreadState.model_validate_json(text)
+            self._remember(key, text, state)
+        return Snapshot(state, data.get("e_tag"))
+
+    def _remember(self, key: str, text: str, state: ThreadState) -> None:
+        self._cache[key] = (text, state)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cached_threads:
+            self._cache.popitem(last=False)
 
     async def record_turn(
         self,
@@ -103,9 +132,8 @@ class ThreadMemory:
             state, etag = loaded if attempt == 0 else await self.load(key)
             if attempt and activity_id and activity_id in state.seen:
                 return
-            self._apply(state, activity_id, turns, answer)
             try:
-                await self._write(key, state, etag)
+                await self._write(key, self._applied(state, activity_id, turns, answer), etag)
                 return
             except Exception as exc:
                 if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
@@ -115,38 +143,46 @@ class ThreadMemory:
         """`reset` / `new`: forget the conversation, keep what feedback and redelivery need."""
         for attempt in range(WRITE_ATTEMPTS):
             state, etag = await self.load(key)
-            state.turns = []
-            self._apply(state, activity_id, (), None)
+            cleared = state.model_copy(update={"turns": []})
             try:
-                await self._write(key, state, etag)
+                await self._write(key, self._applied(cleared, activity_id, (), None), etag)
                 return
             except Exception as exc:
                 if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
                     raise
 
-    def _apply(
+    def _applied(
         self,
         state: ThreadState,
         activity_id: str | None,
         turns: Sequence[Turn],
         answer: RatedAnswer | None,
-    ) -> None:
-        for turn in turns:
-            state.turns.append(StoredTurn(turn=_trimmed(turn), tokens=count_tokens(turn.content)))
-        budget, total = self.history_tokens, sum(t.tokens for t in state.turns)
-        while state.turns and (total > budget or state.turns[0].turn.role != "user"):
-            total -= state.turns.pop(0).tokens
-        if activity_id:
-            state.seen = [*state.seen, activity_id][-self.max_seen :]
+    ) -> ThreadState:
+        """A new state with the turn added and the caps applied (`state`, maybe cached, is not changed)."""
+        stored = [*state.turns, *(StoredTurn(turn=_stored(t), tokens=count_tokens(t.content)) for t in turns)]
+        total, first = sum(t.tokens for t in stored), 0
+        while first < len(stored) and (
+            total > self.history_tokens
+            or len(stored) - first > MAX_TURNS
+            or stored[first].turn.role != "user"
+        ):
+            total -= stored[first].tokens
+            first += 1
+        seen = [*state.seen, activity_id][-self.max_seen :] if activity_id else state.seen
+        answers = state.answers
         if answer is not None:
             trimmed = answer.model_copy(update={"citations": [_short(c) for c in answer.citations]})
-            state.answers = [*state.answers, trimmed][-self.max_answers :]
+            answers = [*answers, trimmed][-self.max_answers :]
+        return ThreadState(turns=stored[first:], seen=seen, answers=answers)
 
     async def _write(self, key: str, state: ThreadState, etag: str | None) -> None:
-        item: dict[str, Any] = state.model_dump(mode="json")
+        # One JSON string: cheap for every Storage to copy and store, parsed back by pydantic-core.
+        text = state.model_dump_json()
+        item: dict[str, Any] = {"state": text}
         if etag:
             item["e_tag"] = etag
         await self.store.write({key: item})
+        self._remember(key, text, state)
 
 
 def _is_conflict(exc: Exception) -> bool:
@@ -160,10 +196,9 @@ def _short(citation: Citation) -> Citation:
     return citation.model_copy(update={"content": citation.content[:STORED_CITATION_CHARS] + "…"})
 
 
-def _trimmed(turn: Turn) -> Turn:
-    if not turn.citations:
-        return turn
-    return turn.model_copy(update={"citations": [_short(c) for c in turn.citations]})
+def _stored(turn: Turn) -> Turn:
+    """History keeps what answering needs (role, content, intent); citations live in `answers`."""
+    return turn.model_copy(update={"citations": []}) if turn.citations else turn
 
 
 class KeyedLocks:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Protocol
 
 from bot.activity import Activity, addressed_reply
 from bot.connector import ChannelConnector
+
+_PREFIX = uuid.uuid4().hex[:12]
+_IDS = itertools.count(1)
 
 
 class Outbox(Protocol):
@@ -39,6 +43,6 @@ class BufferedOutbox:
         self.activities: list[Activity] = []
 
     async def send(self, activity: Activity) -> str | None:
-        reply = {**addressed_reply(self._inbound, activity), "id": uuid.uuid4().hex}
+        reply = {**addressed_reply(self._inbound, activity), "id": f"{_PREFIX}-{next(_IDS)}"}
         self.activities.append(reply)
         return str(reply["id"])

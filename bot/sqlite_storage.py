@@ -1,54 +1,143 @@
 """botbuilder's `Storage` over one SQLite file: the default store, survives restarts.
 
 WAL with `synchronous=NORMAL`: a committed write survives the process being killed (the WAL is in
-the OS page cache once `write` returns); only a power cut could lose the last commits. All SQLite
-calls run on one dedicated thread, so the event loop never blocks and writes never contend.
-Every write gets a fresh eTag; a write carrying an older eTag fails with `KeyError` (as botbuilder's
-MemoryStorage does) and changes nothing.
+the OS page cache once the commit returns); only a power cut could lose the last commits.
+
+All SQLite work runs on one dedicated thread, so the event loop never blocks. The thread takes every
+request queued since its last round in one go: the writes of a round share one transaction (group
+commit, each write in its own savepoint so an eTag conflict fails only that write), and results go
+back to the event loop in one wake-up, after the commit. A caller is answered only once its write is
+committed. Every write gets a fresh eTag; a write carrying an older eTag fails with `KeyError` (as
+botbuilder's MemoryStorage does) and changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import queue
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from botbuilder.core import Storage
 
-_T = TypeVar("_T")
-
 _SCHEMA = "CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, etag TEXT NOT NULL, doc TEXT NOT NULL)"
+
+Work = Callable[[sqlite3.Connection], Any]
 
 
 class EtagConflict(KeyError):
     """The stored item changed since it was read."""
 
 
+class _Job:
+    __slots__ = ("error", "future", "loop", "result", "work", "writes")
+
+    def __init__(self, work: Work, writes: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self.work = work
+        self.writes = writes
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _deliver(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.future.cancelled():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
+
+
 class SqliteStorage(Storage):
     def __init__(self, path: Path | str) -> None:
         super().__init__()
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbot-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._etags = itertools.count(1)
+        self._etag_prefix = uuid.uuid4().hex[:12]  # unique per opening: eTags never repeat across restarts
+
+    # --- the SQLite thread -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            self._db = db
-        return self._db
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(_SCHEMA)
+        return db
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+    def _serve(self) -> None:
+        db: sqlite3.Connection | None = None
+        running = True
+        while running:
+            batch: list[_Job] = []
+            job = self._jobs.get()
+            while job is not None:
+                batch.append(job)
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                running = False
+            if batch:
+                try:
+                    db = db or self._connect()
+                    self._round(db, batch)
+                except BaseException as exc:  # cannot open or commit: every job of the round fails
+                    for failed in batch:
+                        failed.error = exc
+                loops = {job.loop for job in batch}
+                for loop in loops:
+                    mine = [job for job in batch if job.loop is loop]
+                    if not loop.is_closed():
+                        loop.call_soon_threadsafe(_deliver, mine)
+        if db is not None:
+            db.close()
+
+    @staticmethod
+    def _round(db: sqlite3.Connection, batch: list[_Job]) -> None:
+        writing = any(job.writes for job in batch)
+        if writing:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                if job.writes:
+                    db.execute("SAVEPOINT job")
+                try:
+                    job.result = job.work(db)
+                except Exception as exc:
+                    job.error = exc
+                    if job.writes:
+                        db.execute("ROLLBACK TO job")
+                if job.writes:
+                    db.execute("RELEASE job")
+        except BaseException:
+            if writing:
+                db.execute("ROLLBACK")
+            raise
+        if writing:
+            db.execute("COMMIT")
+
+    async def _submit(self, work: Work, *, writes: bool = False) -> Any:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="ragbot-sqlite", daemon=True)
+            self._thread.start()
+        job = _Job(work, writes, asyncio.get_running_loop())
+        self._jobs.put(job)
+        return await job.future
+
+    # --- botbuilder's Storage ----------------------------------------------------------------
 
     async def read(self, keys: list[str]) -> dict[str, Any]:
         if not keys:
@@ -59,7 +148,8 @@ class SqliteStorage(Storage):
             rows = db.execute(f"SELECT key, etag, doc FROM items WHERE key IN ({marks})", list(keys))
             return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
-        return await self._run(read)
+        result: dict[str, Any] = await self._submit(read)
+        return result
 
     async def write(self, changes: dict[str, Any]) -> None:
         if changes is None:
@@ -69,24 +159,18 @@ class SqliteStorage(Storage):
         encoded = {key: _encode(value) for key, value in changes.items()}
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for key, (expected, doc) in encoded.items():
-                    if expected not in (None, "*"):
-                        row = db.execute("SELECT etag FROM items WHERE key = ?", (key,)).fetchone()
-                        if row is None or row[0] != expected:
-                            raise EtagConflict(f"eTag conflict on {key!r}: stored item changed")
-                    db.execute(
-                        "INSERT INTO items (key, etag, doc) VALUES (?, ?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc",
-                        (key, uuid.uuid4().hex, doc),
-                    )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            for key, (expected, doc) in encoded.items():
+                if expected not in (None, "*"):
+                    row = db.execute("SELECT etag FROM items WHERE key = ?", (key,)).fetchone()
+                    if row is None or row[0] != expected:
+                        raise EtagConflict(f"eTag conflict on {key!r}: stored item changed")
+                db.execute(
+                    "INSERT INTO items (key, etag, doc) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc",
+                    (key, f"{self._etag_prefix}-{next(self._etags)}", doc),
+                )
 
-        await self._run(write)
+        await self._submit(write, writes=True)
 
     async def delete(self, keys: list[str]) -> None:
         if not keys:
@@ -95,7 +179,7 @@ class SqliteStorage(Storage):
         def delete(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM items WHERE key = ?", [(key,) for key in keys])
 
-        await self._run(delete)
+        await self._submit(delete, writes=True)
 
     async def find(self, prefix: str) -> dict[str, Any]:
         """Every item whose key starts with `prefix` (not part of botbuilder's interface)."""
@@ -107,16 +191,15 @@ class SqliteStorage(Storage):
             )
             return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
-        return await self._run(find)
+        result: dict[str, Any] = await self._submit(find)
+        return result
 
     async def close(self) -> None:
-        def close(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
-
-        if self._db is not None:
-            await self._run(close)
-        self._executor.shutdown(wait=True)
+        """Finish queued work and close the file."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
 
 
 def _encode(value: Any) -> tuple[str | None, str]:

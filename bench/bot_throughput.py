@@ -1,0 +1,334 @@
+"""Bot turns per second: ragbot's `/api/messages` against botbuilder's stock CloudAdapter, same run.
+
+Run by hand: `.venv/bin/python -m bench.bot_throughput` (about 1.5 minutes; `--quick`: 32 conversations
+only, shorter runs), or as the `throughput` piece of `python -m bench`.
+
+Four processes on loopback: the load generator (this one, aiohttp client, N conversations each posting
+its next turn as soon as the previous one was answered), the server under test, and a fake Bot
+Connector that takes the replies. Servers, each measured in turn:
+
+- stock: botbuilder 4.17's `CloudAdapter` + `ConfigurationBotFrameworkAuthentication` and an
+  `ActivityHandler` that echoes the text (one reply per turn);
+- ragbot: `bot.app.create_app` with an answer backend that answers instantly (typing + one rendered
+  reply with a citation per turn, thread memory in SQLite - the default - or in memory);
+- bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
+
+Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.loopback import HOST, free_port
+from bench.rows import Row, render
+
+BENCH = "throughput"
+SERVERS = ("stock", "ragbot", "bare")
+READY_S = 60.0
+
+
+# --- the servers (each runs in its own process) ----------------------------------------------------
+
+
+class InstantAnswerer:
+    """An answer backend that answers at once: what is left is the bot's own cost."""
+
+    name = "instant"
+
+    async def answer(self, history: Sequence[Any], question: str, user: Any = None) -> Any:
+        from rag.contract import Answer, Citation
+
+        return Answer(
+            content=f"You asked: {question[:80]} [doc1].",
+            citations=[Citation(content="Bench document.", title="Bench", url="https://kb.example/bench")],
+            intent=[question[:80]],
+        )
+
+    async def stream(self, history: Sequence[Any], question: str, user: Any = None) -> AsyncIterator[Any]:
+        from rag.contract import AnswerDelta
+
+        answer = await self.answer(history, question, user)
+        yield AnswerDelta(content=answer.content, citations=answer.citations, intent=answer.intent)
+
+    async def ready(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def stock_app() -> web.Application:
+    from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
+    from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+
+    class Config:
+        APP_ID = ""
+        APP_PASSWORD = ""
+        APP_TYPE = "MultiTenant"
+        APP_TENANTID = ""
+
+    class Echo(ActivityHandler):
+        async def on_message_activity(self, turn_context: TurnContext) -> None:
+            await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
+
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(Config()))
+    bot = Echo()
+
+    async def messages(request: web.Request) -> web.Response:
+        response = await adapter.process(request, bot)
+        return response if response is not None else web.Response(status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def ragbot_app(data_dir: str, storage: str) -> web.Application:
+    from bot.app import create_app
+    from bot.settings import BotSettings
+
+    settings = BotSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=Path(data_dir),
+        storage=storage,
+        user_turns_per_minute=10_000,
+    )
+    return create_app(settings, InstantAnswerer())
+
+
+def bare_app() -> web.Application:
+    async def messages(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"id": body.get("id")})
+
+    app = web.Application()
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def connector_app() -> web.Application:
+    ids = itertools.count(1)
+
+    async def activity(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"id": f"r-{next(ids)}"})
+
+    app = web.Application()
+    app.router.add_post("/v3/conversations/{conversation}/activities", activity)
+    app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", activity)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    app = {
+        "stock": stock_app,
+        "bare": bare_app,
+        "connector": connector_app,
+    }.get(kind, lambda: ragbot_app(data_dir, storage))()
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+class Process:
+    """One server in a child process, killed on exit."""
+
+    def __init__(self, kind: str, data_dir: str = "", storage: str = "sqlite") -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=_serve, args=(kind, self.port, data_dir, storage), daemon=True, name=f"bench-{kind}"
+        )
+
+    async def __aenter__(self) -> Process:
+        self._process.start()
+        async with asyncio.timeout(READY_S), aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                if not self._process.is_alive():
+                    raise RuntimeError(f"{self._process.name} exited with {self._process.exitcode}")
+                await asyncio.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process used so far (from /proc)."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._process.kill()
+        self._process.join(5)
+
+
+# --- the load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    turns_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    turns: int = 0
+    cpu_ms_per_turn: float = 0.0
+
+
+def _activity(service_url: str, conversation: int, turn: int) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"c{conversation}-t{turn}-{time.monotonic_ns()}",
+        "channelId": "emulator",
+        "serviceUrl": service_url,
+        "conversation": {"id": f"bench-conversation-{conversation}"},
+        "from": {"id": f"bench-user-{conversation}", "name": "Bench"},
+        "recipient": {"id": "bench-bot", "name": "Bench bot"},
+        "text": f"How do I reset my password? (turn {turn})",
+        "locale": "en-US",
+    }
+
+
+async def load(url: str, service_url: str, conversations: int, seconds: float, warmup: float) -> Result:
+    """`conversations` workers post turns back to back; only turns finished after `warmup` count."""
+    latencies: list[float] = []
+    errors = total = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop = measure_from + seconds
+    connector = aiohttp.TCPConnector(limit=conversations + 8)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker(conversation: int) -> None:
+            nonlocal errors, total
+            for turn in itertools.count():
+                began = time.perf_counter()
+                if began >= stop:
+                    return
+                try:
+                    async with session.post(
+                        url + "/api/messages", json=_activity(service_url, conversation, turn)
+                    ) as response:
+                        await response.read()
+                        ok = response.status in (200, 201)
+                except aiohttp.ClientError:
+                    ok = False
+                ended = time.perf_counter()
+                total += 1
+                if ended >= measure_from and ended < stop:
+                    if ok:
+                        latencies.append(ended - began)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker(n) for n in range(conversations)))
+    if not latencies:
+        return Result(0.0, 0.0, 0.0, errors)
+    latencies.sort()
+    return Result(
+        turns_per_s=len(latencies) / seconds,
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        errors=errors,
+        turns=total,
+    )
+
+
+async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[tuple[str, int], Result]:
+    results: dict[tuple[str, int], Result] = {}
+    with tempfile.TemporaryDirectory(prefix="ragbot-bench-") as data_dir:
+        async with Process("connector") as connector:
+            for kind in SERVERS:
+                async with Process(kind, data_dir, storage) as server:
+                    for conversations in levels:
+                        warmup = min(1.0, seconds / 3)
+                        cpu = server.cpu_seconds()
+                        result = await load(server.url, connector.url + "/", conversations, seconds, warmup)
+                        cpu = server.cpu_seconds() - cpu
+                        result.cpu_ms_per_turn = cpu * 1000 / max(1, result.turns)
+                        results[(kind, conversations)] = result
+    return results
+
+
+def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
+    rows: list[Row] = []
+    levels = sorted({level for _, level in results})
+    for level in levels:
+        stock, ragbot, bare = (results[(kind, level)] for kind in SERVERS)
+        note = (
+            f"server CPU/turn ragbot {ragbot.cpu_ms_per_turn:.2f} ms, stock {stock.cpu_ms_per_turn:.1f} ms; "
+            f"p50/p99 ragbot {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms, stock {stock.p50_ms:.0f}/{stock.p99_ms:.0f} ms"
+        )
+        if ragbot.errors or stock.errors:
+            note += f"; errors ragbot {ragbot.errors}, stock {stock.errors}"
+        rows.append(
+            Row(
+                bench=BENCH,
+                figure=f"ragbot turns/s, {level} conv. ({storage} memory)",
+                value=ragbot.turns_per_s,
+                unit="turns/s",
+                baseline="stock CloudAdapter echo",
+                baseline_value=stock.turns_per_s,
+                note=note,
+            )
+        )
+        rows.append(
+            Row(
+                bench=BENCH,
+                figure=f"ragbot vs bare aiohttp JSON, {level} conv.",
+                value=ragbot.turns_per_s,
+                unit="turns/s",
+                baseline="bare aiohttp handler",
+                baseline_value=bare.turns_per_s,
+                note=f"server CPU/request bare {bare.cpu_ms_per_turn:.2f} ms; bare p50 {bare.p50_ms:.1f} ms",
+            )
+        )
+    return rows
+
+
+def rows(quick: bool = False, storage: str = "sqlite") -> list[Row]:
+    levels = (32,) if quick else (1, 32, 128)
+    seconds = 3.0 if quick else 8.0
+    return to_rows(asyncio.run(measure(levels, seconds, storage)), storage)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="32 conversations only, 3 s per server")
+    parser.add_argument(
+        "--storage", choices=("sqlite", "memory"), default="sqlite", help="ragbot's memory store"
+    )
+    args = parser.parse_args()
+    print(render(rows(quick=args.quick, storage=args.storage)))
+
+
+if __name__ == "__main__":
+    main()
