@@ -283,7 +283,8 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
         stock, ragbot, bare = (results[(kind, level)] for kind in SERVERS)
         note = (
             f"server CPU/turn ragbot {ragbot.cpu_ms_per_turn:.2f} ms, stock {stock.cpu_ms_per_turn:.1f} ms; "
-            f"p50/p99 ragbot {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms, stock {stock.p50_ms:.0f}/{stock.p99_ms:.0f} ms"
+            f"p50/p99 ragbot {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms, "
+            f"stock {stock.p50_ms:.0f}/{stock.p99_ms:.0f} ms"
         )
         if ragbot.errors or stock.errors:
             note += f"; errors ragbot {ragbot.errors}, stock {stock.errors}"
