@@ -73,7 +73,8 @@ def to_citation(hit: ScoredChunk) -> Citation:
         title=chunk.title,
         url=chunk.url,
         filepath=chunk.filepath,
-        chunk_id=chunk.chunk_id,
+        chunk_id=chunk.chunk_id or None,
+        page=chunk.page,
         score=hit.rerank_score if hit.rerank_score is not None else hit.score,
     )
 

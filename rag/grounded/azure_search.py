@@ -92,14 +92,15 @@ class AzureSearchRetriever:
         try:
             results = await self._client.search(search_text=search_text, **kwargs)
             return [self._hit(document, query) async for document in results]
-        except ClientAuthenticationError as exc:
-            raise AuthError(f"Azure AI Search refused the credentials: {exc.message}") from exc
         except ResourceNotFoundError as exc:
             raise DataSourceError(
                 f"Azure AI Search index {self.spec.name!r} not found: {exc.message}"
             ) from exc
         except HttpResponseError as exc:
-            if exc.status_code is not None and exc.status_code < 500:
+            status = exc.status_code or 0
+            if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+                raise AuthError(f"Azure AI Search refused the credentials: {exc.message}") from exc
+            if 400 <= status < 500:
                 raise DataSourceError(f"Azure AI Search rejected the query: {exc.message}") from exc
             raise UpstreamUnavailable(f"Azure AI Search failed: {exc.message}") from exc
 

@@ -1,0 +1,136 @@
+"""The extractive generator: answers read as answers, cite every piece, stay bounded and never repeat."""
+
+from __future__ import annotations
+
+import re
+
+from rag.contract import DOC_MARKER, REFUSAL, AnswerBuilder, Citation
+from rag.grounded.extractive import ExtractiveGenerator, split_units
+
+VPN_ERRORS = """## Error 809
+
+**"The remote server is not responding."**
+
+Cause: the network you are on blocks the IKEv2 ports (UDP 500 and 4500).
+
+Fix:
+1. Connect using the fallback profile Contoso-VPN-SSTP, which uses TCP port 443.
+2. If that also fails, tether to your phone's mobile hotspot and try again.
+
+## Error 691
+
+**"The user name and password combination you provided is not recognized."**
+
+Cause: wrong password, an expired password or a locked account.
+
+Fix:
+1. Check you are signing in with your full email address.
+2. Reset or unlock your account at the password portal."""
+
+LEAVE = """# Annual leave
+
+This article covers paid holiday and how to book it.
+
+## Booking leave
+
+1. Sign in to PeopleHub.
+2. Go to Time off and choose Annual leave.
+3. Select the dates and click Submit.
+
+Your manager should respond within 5 working days. Approved leave appears in the team calendar.
+
+## Carry-over
+
+You can carry over up to 5 days into the next holiday year. Contoso does not pay for unused leave."""
+
+LEAVE_COPY = """## Reminder
+
+You can carry over up to 5 days into the next holiday year. Ask HR about exceptions for long-term sickness."""
+
+
+def docs(*contents: str) -> list[Citation]:
+    return [
+        Citation(content=c, title=f"doc {i}", filepath=f"d{i}.md") for i, c in enumerate(contents, start=1)
+    ]
+
+
+async def run(
+    question: str, documents: list[Citation], generator: ExtractiveGenerator | None = None
+) -> list[str]:
+    generator = generator or ExtractiveGenerator()
+    return [d.content async for d in generator.stream([], question, documents, [question]) if d.content]
+
+
+def plain(piece: str) -> str:
+    """A streamed piece without separator, list number or marker."""
+    return re.sub(r"^\s*(?:\d+\.|-)\s+", "", re.sub(r" \[doc\d+\]", "", piece).strip()).strip()
+
+
+async def test_a_code_question_gets_that_section_with_its_steps_in_order() -> None:
+    pieces = await run("what does vpn error 691 mean", docs(VPN_ERRORS))
+    text = "".join(pieces)
+    assert "not recognized" in text and "wrong password" in text
+    assert text.index("full email address") < text.index("Reset or unlock")
+    assert "809" not in text and "IKEv2" not in text
+    assert "1. Check you are signing in" in text and "2. Reset or unlock" in text
+
+
+async def test_every_piece_is_cited_with_the_document_it_comes_from() -> None:
+    documents = docs(VPN_ERRORS, LEAVE)
+    for question in ("how do I book annual leave", "error 809 fix", "unused leave carry over"):
+        pieces = await run(question, documents)
+        assert pieces
+        for piece in pieces:
+            markers = DOC_MARKER.findall(piece)
+            assert len(markers) == 1, piece
+            number = int(markers[0])
+            assert plain(piece).rstrip(".") in documents[number - 1].content
+
+
+async def test_steps_of_a_procedure_come_whole_and_numbered() -> None:
+    text = "".join(await run("how do I book leave in PeopleHub", docs(LEAVE)))
+    assert re.search(r"1\. Sign in to PeopleHub \[doc1\]\.\n2\. Go to Time off.*\n3\. Select the dates", text)
+    assert "This article covers" not in text  # introductions are not answers
+
+
+async def test_no_sentence_is_repeated_across_documents() -> None:
+    pieces = await run("how many days can I carry over", docs(LEAVE, LEAVE_COPY))
+    bodies = [plain(p) for p in pieces]
+    assert len(bodies) == len(set(bodies))
+    assert sum("carry over up to 5 days" in b for b in bodies) == 1
+
+
+async def test_the_answer_is_bounded() -> None:
+    long_doc = "\n\n".join(
+        f"Printer tip {i}: restart the printer queue and try printing again." for i in range(60)
+    )
+    generator = ExtractiveGenerator(max_units=4, max_chars=300)
+    pieces = await run(
+        "printer queue restart", docs(long_doc, long_doc.replace("Printer", "Plotter")), generator
+    )
+    assert 1 <= len(pieces) <= 4
+    assert sum(len(plain(p)) for p in pieces) <= 300 + len(plain(pieces[0]))
+
+
+async def test_streaming_is_one_unit_per_delta_and_folds_to_the_text() -> None:
+    generator = ExtractiveGenerator()
+    deltas = [d async for d in generator.stream([], "book leave", docs(LEAVE), ["book leave"])]
+    assert deltas[-1].finish_reason == "stop" and deltas[-1].content == ""
+    assert all(len(DOC_MARKER.findall(d.content)) == 1 for d in deltas[:-1])
+    builder = AnswerBuilder()
+    for delta in deltas:
+        builder.add(delta)
+    assert builder.build().content == "".join(d.content for d in deltas)
+
+
+async def test_no_documents_means_the_refusal() -> None:
+    assert await run("anything", []) == [REFUSAL]
+
+
+def test_units_keep_headings_lists_and_tables() -> None:
+    content = (
+        "## Sizes\n\n| Model | Memory size |\n|---|---|\n| Standard | 16 GB |\n\n- first bullet item here\n"
+    )
+    units = split_units(1, content)
+    assert [(u.kind, u.heading) for u in units] == [("row", "Sizes"), ("row", "Sizes"), ("item", "Sizes")]
+    assert units[1].text == "Standard: 16 GB" and units[2].text == "first bullet item here"

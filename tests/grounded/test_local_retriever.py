@@ -1,0 +1,101 @@
+"""LocalRetriever over a real SQLite store in a tmp dir, embedded with the real MiniLM model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from grounded_fakes import chunk
+
+from rag.errors import NotReady
+from rag.local.embedder import LocalEmbedder
+from rag.local.retriever import LocalRetriever
+from rag.local.store import LocalStore
+from rag.settings import QueryType
+
+ARTICLES = {
+    "vpn-macos": "To connect to the VPN on a Mac, install the Contoso VPN profile from Company Portal, "
+    "then turn on Contoso-VPN in Control Centre.",
+    "vpn-windows": "On Windows laptops the VPN connection is pushed by Intune: click the network icon and "
+    "select Contoso-VPN.",
+    "printer": "To add a printer on Windows, open Settings, Printers and scanners, and add FollowMe-Print.",
+    "leave": "Full-time employees get 25 days of annual leave per year. Book holidays in PeopleHub.",
+    "codes": "Windows Update error 0x80070005 means access denied: restart and run the update again.",
+}
+HR_ONLY = "Salary bands for 2025 are reviewed by the HR pay committee every April."
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+@pytest.fixture
+def index(tmp_path: Path, embedder: LocalEmbedder) -> Path:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path) as store:
+        for key, text in ARTICLES.items():
+            piece = chunk(key, text)
+            store.replace_file(piece.filepath, [piece], embedder.embed_sync([text]))
+        hr = chunk("salary", HR_ONLY).model_copy(update={"group_ids": ["hr"]})
+        store.replace_file(hr.filepath, [hr], embedder.embed_sync([HR_ONLY]))
+    return path
+
+
+async def test_ready_explains_a_missing_or_empty_index(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    missing = LocalRetriever(tmp_path / "nope" / "index.sqlite", embedder)
+    reason = await missing.ready()
+    assert reason and "does not exist" in reason and "ragbot index samples/helpdesk" in reason
+    assert not (tmp_path / "nope").exists()  # asking did not create it
+    with pytest.raises(NotReady, match="ragbot index"):
+        await missing.retrieve("vpn", top=3)
+    LocalStore(tmp_path / "empty.sqlite").close()
+    empty = LocalRetriever(tmp_path / "empty.sqlite", embedder)
+    reason = await empty.ready()
+    assert reason and "is empty" in reason
+    await empty.aclose()
+
+
+async def test_hybrid_finds_the_right_article_and_orders_by_relevance(
+    index: Path, embedder: LocalEmbedder
+) -> None:
+    retriever = LocalRetriever(index, embedder)
+    assert await retriever.ready() is None
+    hits = await retriever.retrieve("how do I connect to the vpn on my mac", top=4)
+    assert hits[0].chunk.id == "vpn-macos"
+    relevances = [h.rerank_score for h in hits]
+    assert all(r is not None and 0.0 <= r <= 1.0 for r in relevances)
+    assert relevances == sorted(relevances, reverse=True)  # type: ignore[type-var]
+    assert all(h.query == "how do I connect to the vpn on my mac" for h in hits)
+    await retriever.aclose()
+
+
+async def test_keywords_catch_error_codes(index: Path, embedder: LocalEmbedder) -> None:
+    for query_type in (QueryType.simple, QueryType.vector_simple_hybrid):
+        retriever = LocalRetriever(index, embedder, query_type=query_type)
+        hits = await retriever.retrieve("0x80070005", top=3)
+        assert hits[0].chunk.id == "codes"
+        await retriever.aclose()
+
+
+async def test_unrelated_questions_score_lower_than_answerable_ones(
+    index: Path, embedder: LocalEmbedder
+) -> None:
+    retriever = LocalRetriever(index, embedder)
+    answerable = (await retriever.retrieve("how many days of annual leave do I get", top=3))[0]
+    off_topic = (await retriever.retrieve("recipe for banana bread", top=3))[0]
+    missing_word = (await retriever.retrieve("who is the CEO of contoso", top=3))[0]
+    assert answerable.chunk.id == "leave"
+    assert answerable.rerank_score is not None and off_topic.rerank_score is not None
+    assert missing_word.rerank_score is not None
+    assert answerable.rerank_score > max(off_topic.rerank_score, missing_word.rerank_score) + 0.15
+    await retriever.aclose()
+
+
+async def test_groups_trim_restricted_chunks(index: Path, embedder: LocalEmbedder) -> None:
+    retriever = LocalRetriever(index, embedder)
+    query = "salary bands pay committee"
+    assert "salary" not in [h.chunk.id for h in await retriever.retrieve(query, top=6, groups=["it"])]
+    assert (await retriever.retrieve(query, top=6, groups=["hr"]))[0].chunk.id == "salary"
+    assert (await retriever.retrieve(query, top=6))[0].chunk.id == "salary"  # None: no trimming
+    await retriever.aclose()
