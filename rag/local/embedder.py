@@ -23,6 +23,7 @@ from rag.tokens import tokenizer as shared_tokenizer
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length (the tokenizer.json preset says 128)
+TOKENS_PER_RUN = 384  # padded tokens per model run: the CPU-per-token sweet spot measured on 2 cores
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,11 @@ class LocalEmbedder:
     ) -> np.ndarray:
         """float32 (len(texts), 384) in input order.
 
-        Texts are batched by similar length so little compute goes to padding. `progress`, if given, is
-        called after each batch with the number of texts that batch embedded (an increment, like
-        `tqdm.update`).
+        Texts are sorted by length so a batch wastes little on padding, and a batch holds at most
+        `batch_size` texts and `TOKENS_PER_RUN` padded tokens: on this int8 model bigger inputs cost more
+        CPU per token (32 x 256 tokens: ~1.9x the CPU of one at a time, and ~1 GB RSS instead of ~400 MB),
+        while short texts still share a run. `progress`, if given, is called after each batch with the
+        number of texts it embedded (an increment, like `tqdm.update`).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -104,11 +107,21 @@ class LocalEmbedder:
         model = _load()
         encodings = model.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            # sorted ascending, so the last text of a batch sets its padded width
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < batch_size
+                and (end - start + 1) * len(encodings[order[end]].ids) <= TOKENS_PER_RUN
+            ):
+                end += 1
+            batch = order[start:end]
             out[batch] = self._run(model, [encodings[i].ids for i in batch])
             if progress is not None:
                 progress(len(batch))
+            start = end
         return out
 
     @staticmethod

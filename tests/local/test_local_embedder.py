@@ -46,6 +46,10 @@ def test_long_input_is_truncated_to_256_tokens(embedder: LocalEmbedder) -> None:
     long_vector, head_vector, shorter_vector = embedder.embed_sync([long_text, head, shorter])
     assert long_vector @ head_vector > 0.999
     assert long_vector @ shorter_vector < long_vector @ head_vector
+    # a run holds at most TOKENS_PER_RUN padded tokens: full-length texts go one by one, short ones share
+    steps: list[int] = []
+    embedder.embed_sync([long_text, "short", head, "tiny", long_text], batch_size=32, progress=steps.append)
+    assert steps == [2, 1, 1, 1]
 
 
 async def test_async_embed_conforms_to_the_protocol(embedder: LocalEmbedder) -> None:
