@@ -23,6 +23,8 @@ _PATTERNS = [
     re.compile(
         r"(?i)((?:api[-_]?key|password|secret|access[-_]?token|sig)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"
     ),
+    # any JWT, e.g. the Direct Line stream token in a WebSocket URL's `?t=` (the access log prints it)
+    re.compile(r"()eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
 ]
 
 
@@ -45,7 +47,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites the record's message (args and exception included) with secrets masked."""
+    """Rewrites the record's message (args, exception and string `extra=` fields included) with secrets
+    masked."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -59,6 +62,9 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, self.secrets)
         record.msg, record.args = redact(message, self.secrets), None
         record.exc_info = None if record.exc_text else record.exc_info
+        for name, value in vars(record).items():  # `extra=` fields, which the JSON format prints
+            if name not in JsonFormatter._STANDARD and isinstance(value, str):
+                setattr(record, name, redact(value, self.secrets))
         return True
 
 
