@@ -9,26 +9,36 @@ commit, each write in its own savepoint so an eTag conflict fails only that writ
 back to the event loop in one wake-up, after the commit. A caller is answered only once its write is
 committed. Every write gets a fresh eTag; a write carrying an older eTag fails with `KeyError` (as
 botbuilder's MemoryStorage does) and changes nothing.
+
+The server opens the file as its `owner`: it holds an exclusive lock on `<file>.lock` (a second server
+on the same data dir fails at start-up instead of breaking the per-thread turn order), so it knows
+every change and answers reads of items it has seen from memory. Other readers (`ragbot feedback`,
+tests) open it without `owner` and read the file. Returned items are shallow copies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import json
 import queue
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from botbuilder.core import Storage
 
+from rag.errors import ConfigError
+
 _SCHEMA = "CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, etag TEXT NOT NULL, doc TEXT NOT NULL)"
 
 Work = Callable[[sqlite3.Connection], Any]
+CACHED_ITEMS = 2000
 
 
 class EtagConflict(KeyError):
@@ -58,13 +68,38 @@ def _deliver(jobs: list[_Job]) -> None:
 
 
 class SqliteStorage(Storage):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, owner: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._etags = itertools.count(1)
         self._etag_prefix = uuid.uuid4().hex[:12]  # unique per opening: eTags never repeat across restarts
+        self._lock_file: Any = None
+        self._cache: OrderedDict[str, dict[str, Any] | None] | None = None
+        if owner:
+            self._lock_file = self._lock()
+            self._cache = OrderedDict()
+
+    def _lock(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = self.path.with_name(self.path.name + ".lock").open("a")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock_file.close()
+            raise ConfigError(
+                f"{self.path} is in use by another ragbot server: give each server its own RAGBOT_DATA_DIR "
+                "(several replicas share state through RAGBOT_STORAGE=cosmos or blob)"
+            ) from None
+        return lock_file
+
+    def _cache_put(self, key: str, item: dict[str, Any] | None) -> None:
+        assert self._cache is not None
+        self._cache[key] = item
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHED_ITEMS:
+            self._cache.popitem(last=False)
 
     # --- the SQLite thread -------------------------------------------------------------------
 
@@ -142,6 +177,9 @@ class SqliteStorage(Storage):
     async def read(self, keys: list[str]) -> dict[str, Any]:
         if not keys:
             return {}
+        cache = self._cache
+        if cache is not None and all(key in cache for key in keys):
+            return {key: dict(item) for key in keys if (item := cache[key]) is not None}
 
         def read(db: sqlite3.Connection) -> dict[str, Any]:
             marks = ",".join("?" * len(keys))
@@ -149,6 +187,10 @@ class SqliteStorage(Storage):
             return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
         result: dict[str, Any] = await self._submit(read)
+        if cache is not None:
+            for key in keys:
+                self._cache_put(key, result.get(key))
+            return {key: dict(item) for key, item in result.items()}
         return result
 
     async def write(self, changes: dict[str, Any]) -> None:
@@ -158,19 +200,26 @@ class SqliteStorage(Storage):
             return
         encoded = {key: _encode(value) for key, value in changes.items()}
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> dict[str, str]:
+            etags = {}
             for key, (expected, doc) in encoded.items():
                 if expected not in (None, "*"):
                     row = db.execute("SELECT etag FROM items WHERE key = ?", (key,)).fetchone()
                     if row is None or row[0] != expected:
                         raise EtagConflict(f"eTag conflict on {key!r}: stored item changed")
+                etags[key] = f"{self._etag_prefix}-{next(self._etags)}"
                 db.execute(
                     "INSERT INTO items (key, etag, doc) VALUES (?, ?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc",
-                    (key, f"{self._etag_prefix}-{next(self._etags)}", doc),
+                    (key, etags[key], doc),
                 )
+            return etags
 
-        await self._submit(write, writes=True)
+        etags = await self._submit(write, writes=True)
+        if self._cache is not None:
+            for key, value in changes.items():
+                item = dict(value) if isinstance(value, dict) else dict(vars(value))
+                self._cache_put(key, {**item, "e_tag": etags[key]})
 
     async def delete(self, keys: list[str]) -> None:
         if not keys:
@@ -180,6 +229,9 @@ class SqliteStorage(Storage):
             db.executemany("DELETE FROM items WHERE key = ?", [(key,) for key in keys])
 
         await self._submit(delete, writes=True)
+        if self._cache is not None:
+            for key in keys:
+                self._cache_put(key, None)
 
     async def find(self, prefix: str) -> dict[str, Any]:
         """Every item whose key starts with `prefix` (not part of botbuilder's interface)."""
@@ -200,6 +252,9 @@ class SqliteStorage(Storage):
             self._jobs.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
 
 def _encode(value: Any) -> tuple[str | None, str]:

@@ -14,7 +14,7 @@ STATE_FILE = "state.sqlite"
 def build_storage(settings: BotSettings) -> Storage:
     """SQLite under `RAGBOT_DATA_DIR` by default; Cosmos DB or Blob storage through botbuilder-azure."""
     if settings.storage == "sqlite":
-        return SqliteStorage(settings.data_dir / STATE_FILE)
+        return SqliteStorage(settings.data_dir / STATE_FILE, owner=True)
     if settings.storage == "memory":
         return MemoryStorage()
     try:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import pytest
+from botbuilder.core import MemoryStorage
 
 from bot.app import AUTH_OFF_WARNING
 from bot.memory import MAX_TURNS, ThreadMemory
@@ -50,7 +51,7 @@ async def test_intent_line_can_be_turned_off(make_bot: MakeBot) -> None:
     await shown.ask(activity(shown.service_url, "vpn"))
     assert "Searched for: vpn how to" in last_text(shown)
     shown.connector.received.clear()
-    hidden = await make_bot(streaming=False, show_intent=False)
+    hidden = await make_bot(streaming=False, show_intent=False, storage=MemoryStorage())
     await hidden.ask(activity(hidden.service_url, "vpn", conversation_id="a:other"))
     assert "Searched for" not in last_text(hidden, "a:other")
 

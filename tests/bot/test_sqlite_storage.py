@@ -10,6 +10,7 @@ import pytest
 from botbuilder.core import StoreItem
 
 from bot.sqlite_storage import EtagConflict, SqliteStorage
+from rag.errors import ConfigError
 
 
 @pytest.fixture
@@ -75,3 +76,26 @@ async def test_many_concurrent_writers_lose_nothing(store: SqliteStorage) -> Non
 async def test_unserializable_items_are_refused_clearly(store: SqliteStorage) -> None:
     with pytest.raises(TypeError, match="JSON-serializable"):
         await store.write({"k": {"v": object()}})
+
+
+async def test_one_owner_per_file_and_readers_see_its_writes(tmp_path: Path) -> None:
+    path = tmp_path / "owned.sqlite"
+    owner = SqliteStorage(path, owner=True)
+    with pytest.raises(ConfigError, match="in use by another ragbot server"):
+        SqliteStorage(path, owner=True)
+    await owner.write({"k": {"v": 1}})
+    first = await owner.read(["k", "absent"])  # served from memory
+    first["k"]["v"] = "changed by the caller"
+    assert (await owner.read(["k"]))["k"]["v"] == 1, "callers get copies"
+    reader = SqliteStorage(path)
+    assert (await reader.read(["k"]))["k"]["v"] == 1
+    stale = (await owner.read(["k"]))["k"]
+    await owner.write({"k": {"v": 2}})
+    with pytest.raises(EtagConflict):
+        await owner.write({"k": {**stale, "v": 3}})
+    await owner.delete(["k"])
+    assert await owner.read(["k"]) == {} and await reader.read(["k"]) == {}
+    await reader.close()
+    await owner.close()
+    again = SqliteStorage(path, owner=True)  # the lock went with close()
+    await again.close()
