@@ -1,7 +1,8 @@
 """LocalRetriever: the grounded pipeline's retriever over the embedded store (FTS5 bm25 + exact vectors).
 
 Query types map onto the store the way they do onto Azure AI Search: `simple` is keyword search,
-`vector` is vector search, the hybrids fuse both lists by weighted rank. There is no semantic reranker
+`vector` is vector search, the hybrids fuse both lists by weighted rank. The candidates are then ordered
+by their relevance, as the semantic ranker reorders Azure's. There is no semantic reranker
 locally, so `semantic` runs like `vector_simple_hybrid` and `vector_semantic_hybrid` like the hybrid too.
 
 Relevance (`rerank_score`, what strictness cuts on) is the local stand-in for the semantic reranker's
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,13 +28,12 @@ from rag.grounded.text import content_words
 from rag.local.store import LocalStore
 from rag.settings import QueryType
 
-VECTOR_WEIGHT = 3.0
+VECTOR_WEIGHT = 2.0
 KEYWORD_WEIGHT = 1.0
-"""Fusion weights: dense MiniLM ranks better than bm25 on help-desk questions, keywords catch codes
-(tuned on samples/helpdesk/questions.jsonl, see rag/grounded/README.md)."""
+"""Fusion weights of the candidate lists: dense MiniLM finds more than bm25 on help-desk questions,
+keywords catch codes and names (tuned on samples/helpdesk/questions.jsonl, see rag/grounded/README.md)."""
 CANDIDATES = 50
 """Vector hits scored per query: the pool relevance is read from (cheap: one exact matmul)."""
-TERM_CACHE = 4096
 BUILD_HINT = "run `ragbot index samples/helpdesk` (or make run) first"
 
 
@@ -59,7 +58,6 @@ class LocalRetriever:
         self.keyword_weight = keyword_weight
         self._store: LocalStore | None = None
         self._lock = asyncio.Lock()
-        self._chunk_terms: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
 
     def _problem(self) -> str | None:
         if not self.path.is_file():
@@ -100,20 +98,25 @@ class LocalRetriever:
         floor = min(cosine.values(), default=0.0)
         lists: list[tuple[Sequence[ScoredChunk], float]] = []
         if self.query_type is not QueryType.vector:
-            lists.append((store.keyword_search(query, top, groups), self.keyword_weight))
+            # stopwords match most chunks: they slow bm25 down and add nothing to its ranking
+            keywords = " ".join(content_words(query)) or query
+            lists.append((store.keyword_search(keywords, top, groups), self.keyword_weight))
         if not keyword:
             lists.append((dense[:top], self.vector_weight))
-        hits = fuse(lists)[:top]
         weights = self._term_weights(store, query)
-        return [
+        candidates = fuse(lists)[:top]
+        texts = [f"{hit.chunk.title or ''} {hit.chunk.content}" for hit in candidates]
+        held = store.terms_present(texts, list(weights))
+        hits = [
             hit.model_copy(
                 update={
                     "query": query,
-                    "rerank_score": self._relevance(store, hit, cosine.get(hit.chunk.id, floor), weights),
+                    "rerank_score": _relevance(cosine.get(hit.chunk.id, floor), have, weights),
                 }
             )
-            for hit in hits
+            for hit, have in zip(candidates, held, strict=True)
         ]
+        return sorted(hits, key=lambda hit: hit.rerank_score or 0.0, reverse=True)
 
     def _term_weights(self, store: LocalStore, query: str) -> dict[str, float]:
         """idf of each content term of the query; a term no chunk holds weighs the most."""
@@ -121,28 +124,14 @@ class LocalRetriever:
         total = store.count()
         return {t: math.log((total + 1) / (df + 0.5)) for t, df in store.document_frequencies(terms).items()}
 
-    def _relevance(
-        self, store: LocalStore, hit: ScoredChunk, cosine: float, weights: dict[str, float]
-    ) -> float:
-        if not weights:
-            return cosine
-        held = self._terms_of(store, hit)
-        coverage = sum(w for t, w in weights.items() if t in held) / sum(weights.values())
-        return (cosine + coverage) / 2
-
-    def _terms_of(self, store: LocalStore, hit: ScoredChunk) -> frozenset[str]:
-        key = (hit.chunk.id, hit.chunk.content_hash)
-        terms = self._chunk_terms.get(key)
-        if terms is None:
-            terms = frozenset(store.index_terms(f"{hit.chunk.title or ''} {hit.chunk.content}"))
-            self._chunk_terms[key] = terms
-            if len(self._chunk_terms) > TERM_CACHE:
-                self._chunk_terms.popitem(last=False)
-        else:
-            self._chunk_terms.move_to_end(key)
-        return terms
-
     async def aclose(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _relevance(cosine: float, held: set[str], weights: dict[str, float]) -> float:
+    """Mean of the cosine and the idf-weighted share of the query's terms the chunk holds."""
+    if not weights:
+        return cosine
+    return (cosine + sum(w for t, w in weights.items() if t in held) / sum(weights.values())) / 2

@@ -416,14 +416,36 @@ class LocalStore:
         """`text` as the keyword index sees it: lower-cased, porter-stemmed terms in order (FTS5's own
         tokenizer, so they compare equal to what `document_frequencies` counts)."""
         with self._lock:
-            if self._terms is None:
-                self._terms = sqlite3.connect(":memory:", check_same_thread=False)
-                self._terms.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize='porter unicode61')")
-                self._terms.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, instance)")
-            self._terms.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
-            found = [row[0] for row in self._terms.execute("SELECT term FROM v ORDER BY offset")]
-            self._terms.execute("DELETE FROM t")
+            tokenizer = self._tokenizer()
+            tokenizer.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
+            found = [row[0] for row in tokenizer.execute("SELECT term FROM v ORDER BY offset")]
+            tokenizer.execute("DELETE FROM t")
         return found
+
+    def terms_present(self, texts: Sequence[str], terms: Sequence[str]) -> list[set[str]]:
+        """For each text, which of the index `terms` it contains (one tokenizer pass for all texts)."""
+        found: list[set[str]] = [set() for _ in texts]
+        if not texts or not terms:
+            return found
+        with self._lock:
+            tokenizer = self._tokenizer()
+            tokenizer.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", enumerate(texts, start=1))
+            rows = tokenizer.execute(
+                "SELECT DISTINCT doc, term FROM v WHERE term IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(terms)),),
+            ).fetchall()
+            tokenizer.execute("DELETE FROM t")
+        for doc, term in rows:
+            found[int(doc) - 1].add(term)
+        return found
+
+    def _tokenizer(self) -> sqlite3.Connection:
+        """An in-memory FTS5 table with the index's tokenizer, used to see text as the index does."""
+        if self._terms is None:
+            self._terms = sqlite3.connect(":memory:", check_same_thread=False)
+            self._terms.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize='porter unicode61')")
+            self._terms.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, instance)")
+        return self._terms
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each index term (from `index_terms`); a term found nowhere maps to 0.
