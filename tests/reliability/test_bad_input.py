@@ -210,6 +210,16 @@ async def delivered(direct_line: DirectLine) -> None:
             await asyncio.sleep(0.005)
 
 
+@pytest.mark.parametrize("watermark", ["¹", "١٢", "٣", "-1", "1.5", "9" * 400])
+async def test_odd_watermarks_get_no_5xx(direct_line: DirectLine, watermark: str) -> None:
+    """`str.isdigit()` is true for `¹` and Arabic-Indic digits, which `int()` may refuse or read."""
+    response = await direct_line.bot.client.get(
+        f"/v3/directline/conversations/{direct_line.conversation}/activities?watermark={quote(watermark)}",
+        headers=direct_line.auth(),
+    )
+    assert response.status in (200, 400), await response.text()
+
+
 @st.composite
 def forged_direct_line_tokens(draw: st.DrawFn, real: DirectLine, *, for_stream: bool, bound: bool) -> str:
     """Tokens that must not open the conversation: junk, foreign key, none, tampered, expired, wrong scope,
