@@ -1,11 +1,15 @@
 """The extractive generator: an answer assembled from the retrieved documents' own sentences, no model.
 
-Each document is cut into units (sentences of prose, list items, table rows), each unit is scored
-against the question (idf-weighted term overlap, plus the MiniLM cosine when an embedder is given, with a
-small preference for higher-ranked documents), and the answer takes:
+Each document is cut into units (sentences of prose, list items, table rows) under their headings;
+sentences that only introduce or point elsewhere ("This article covers...", "...see [link]") are left
+out. Units are scored against the question: idf-weighted term overlap (a word found in the heading counts
+a little less), averaged with the MiniLM cosine for the lexically best few when an embedder is given; a
+unit lacking every code or number the question names (error 691) keeps little of its score; lower-ranked
+documents weigh a little less. The answer takes:
 
-* the best unit, and when it belongs to a list of steps (or introduces one with a colon), that list in
-  order, since half a procedure is no answer;
+* the best unit, with its whole section when the heading names the topic (covers much of the question
+  or every code in it), else with the rest of its numbered list (half a procedure is no answer), or of
+  the list it introduces ("Fix:");
 * then further strong units (at least `RELATIVE_FLOOR` of the best score), skipping near-duplicates;
 * at most `max_units` units and `max_chars` characters,
 
@@ -43,7 +47,8 @@ _META = re.compile(
 """Sentences that introduce or point elsewhere rather than answer."""
 CODE_MISSING = 0.2
 """Score kept by a unit that lacks every code or number the question names (error 691, P60, 0x800...)."""
-EMBEDDED_UNITS = 12
+EMBEDDED_UNITS = 6
+EMBEDDED_CHARS = 300
 """Only the lexically best units are embedded: a few short texts cost milliseconds, all of them would not."""
 DUPLICATE_OVERLAP = 0.7
 """Units sharing at least this share of their words (Jaccard) say the same thing: keep the first."""
@@ -144,7 +149,7 @@ class ExtractiveGenerator:
 
     name = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, *, max_units: int = 5, max_chars: int = 800) -> None:
+    def __init__(self, embedder: Embedder | None = None, *, max_units: int = 7, max_chars: int = 900) -> None:
         self.embedder = embedder
         self.max_units = max_units
         self.max_chars = max_chars
@@ -237,7 +242,7 @@ class ExtractiveGenerator:
     async def _cosines(self, units: list[Unit], asked: str) -> list[float]:
         if self.embedder is None:
             return [0.0] * len(units)
-        texts = [u.text for u in units]
+        texts = [u.text[:EMBEDDED_CHARS] for u in units]
         missing = list(dict.fromkeys(t for t in [asked, *texts] if t not in self._vectors))
         if missing:
             for text, vector in zip(missing, await self.embedder.embed(missing), strict=True):
