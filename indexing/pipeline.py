@@ -171,7 +171,9 @@ class Indexer:
         if not dry_run:
             if self.embedder is not None:
                 bars["embeddings"] = self.progress.bar("embeddings", "chunks")
-            bars["uploads"] = self.progress.bar("writes", "chunks")
+            bars["uploads"] = self.progress.bar(
+                "uploads" if self.target.name == "azure" else "writes", "chunks"
+            )
         try:
             group: list[_Pending] = []
             for source in changed:

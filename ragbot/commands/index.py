@@ -25,7 +25,8 @@ with "_" or "." are not read. A file that cannot be read is reported and the run
 
 Incremental: each file's content hash is stored with its chunks, so unchanged files are skipped, a
 changed file's chunks are replaced and a file no longer in the folders has its chunks removed: the
-index mirrors the folders given. Chunk ids are stable (file, position and text).
+index mirrors the folders given. Chunk ids are stable (file, position and text). Only changed files
+are re-chunked: after changing --chunk-tokens, --overlap or --base-url, rebuild with --recreate.
 
 Group ids (security trimming with AZURE_SEARCH_PERMITTED_GROUPS_COLUMN): Markdown front matter
 `groups: [hr, managers]` or an HTML <meta name="groups" content="hr, managers">; files without
@@ -33,7 +34,8 @@ them are visible to everyone.
 
 Progress bars go to stderr on a terminal, log lines otherwise. --json prints the summary as one JSON
 object on stdout (files_seen, files_skipped, files_failed, chunks_added, chunks_updated,
-chunks_deleted, seconds, errors). Exit status 1 when a file failed, 2 on bad usage or settings."""
+chunks_deleted, seconds, errors; files_skipped = unchanged files + files that are not documents).
+Exit status 1 when a file failed, 2 on bad usage or settings."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

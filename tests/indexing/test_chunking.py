@@ -103,3 +103,16 @@ def test_chunk_ids_are_stable_and_depend_on_file_position_and_text(tmp_path: Pat
     assert len({c.id for c in first} | {c.id for c in moved}) == 2 * len(first)
     assert [c.chunk_id for c in first] == ["0", "1"] and first[0].last_modified
     assert all(re.fullmatch(r"[0-9a-f]{32}", c.id) for c in first)
+
+
+def test_base_url_cites_files_without_their_own_url(tmp_path: Path) -> None:
+    path = tmp_path / "a b.md"
+    path.write_text("x")
+    source = SourceFile(path, "hr/a b.md")
+    doc = Document(title=None, sections=[Section("Text.")])
+    (chunk,) = make_chunks(doc, source, "h", Chunker(64, 0), base_url="https://files.example/kb/")
+    assert chunk.url == "https://files.example/kb/hr/a%20b.md" and chunk.title == "a b"
+    doc.url = "https://kb.example/own"
+    assert (
+        make_chunks(doc, source, "h", Chunker(64, 0), base_url="https://x")[0].url == "https://kb.example/own"
+    )
