@@ -267,9 +267,10 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
             for kind in SERVERS:
                 async with Process(kind, data_dir, storage) as server:
                     for conversations in levels:
-                        warmup = min(1.0, seconds / 3)
+                        # Warm-up (first-use imports, connections, caches), then the measured run.
+                        await load(server.url, connector.url + "/", conversations, min(1.0, seconds / 3), 0.0)
                         cpu = server.cpu_seconds()
-                        result = await load(server.url, connector.url + "/", conversations, seconds, warmup)
+                        result = await load(server.url, connector.url + "/", conversations, seconds, 0.0)
                         cpu = server.cpu_seconds() - cpu
                         result.cpu_ms_per_turn = cpu * 1000 / max(1, result.turns)
                         results[(kind, conversations)] = result

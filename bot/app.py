@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from bot.storage import build_storage
 from bot.turns import TurnHandler, TurnTiming
 from bot.web import add_webchat_routes
 from rag.contract import Answerer
+from rag.tokens import tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ async def messages(request: web.Request) -> web.Response:
     return await request.app[ADAPTER].process_request(request, request.app[TURNS])
 
 
+async def _warm_up(app: web.Application) -> None:
+    """Load the tokenizer (memory's token budget) before the first turn rather than during it."""
+    await asyncio.to_thread(tokenizer)
+
+
 def create_app(
     settings: BotSettings,
     answerer: Answerer,
@@ -73,6 +80,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/messages", messages)
     add_webchat_routes(app, settings)
+    app.on_startup.append(_warm_up)
 
     async def close(app: web.Application) -> None:
         await adapter.close()

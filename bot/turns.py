@@ -30,6 +30,7 @@ from bot.render import can_stream, cite_partial, informative_text, render_error,
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
 from bot.streamer import Streamer, StreamStopped
+from bot.typing_indicator import TypingIndicator
 from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Turn
 from rag.errors import RagError, UpstreamUnavailable
 
@@ -51,6 +52,10 @@ class TurnTiming:
     """Teams accepts at most one stream request per second."""
     stream_budget: float = 100.0
     """Teams ends a stream after two minutes; past this the answer is given up and the stream closed."""
+    typing_delay: float = 0.25
+    """A non-streamed answer slower than this is announced with a typing indicator."""
+    typing_period: float = 3.0
+    """...which is repeated this often until the answer is ready."""
 
 
 class InvokeReply(NamedTuple):
@@ -185,14 +190,14 @@ class TurnHandler:
     async def _answer_once(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
     ) -> None:
-        typing = asyncio.create_task(outbox.send({"type": "typing"}))
+        typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
         failure: BaseException | None = None
         try:
             answer = await self.answerer.answer(snapshot.state.history(), question, _asker(activity))
         except Exception as exc:
             failure = exc
         finally:
-            await typing
+            await typing.stop()
         if failure is not None:
             self._log_failure(failure)
             await outbox.send(render_error(failure, activity["channelId"]))

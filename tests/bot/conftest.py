@@ -18,6 +18,10 @@ from bot.turns import TurnTiming
 from tests.bot.fakes import FakeAnswerer, FakeConnector
 
 STREAM_INTERVAL = 0.05
+TYPING_DELAY = 0.03
+TYPING_PERIOD = 0.2
+SLOW = 0.1
+"""An answer delay long enough for a typing indicator."""
 
 
 @dataclass
@@ -66,7 +70,10 @@ def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path
             settings,
             answerer,
             storage=storage,
-            timing=timing or TurnTiming(stream_interval=STREAM_INTERVAL),
+            timing=timing
+            or TurnTiming(
+                stream_interval=STREAM_INTERVAL, typing_delay=TYPING_DELAY, typing_period=TYPING_PERIOD
+            ),
             auth_overrides=auth_overrides,
         )
         client = await aiohttp_client(app)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from tests.bot.conftest import MakeBot
+from tests.bot.conftest import SLOW, TYPING_DELAY, TYPING_PERIOD, MakeBot
 from tests.bot.fakes import BOT_ID, FakeAnswerer, activity
 
 
@@ -34,7 +35,7 @@ async def test_webchat_stream_fields_travel_in_channel_data(make_bot: MakeBot) -
 
 
 async def test_emulator_gets_typing_then_one_message(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(FakeAnswerer(delay=SLOW))
     inbound = activity(
         bot.service_url,
         "printer",
@@ -51,13 +52,13 @@ async def test_emulator_gets_typing_then_one_message(make_bot: MakeBot) -> None:
 
 
 async def test_streaming_can_be_turned_off(make_bot: MakeBot) -> None:
-    bot = await make_bot(streaming=False)
+    bot = await make_bot(FakeAnswerer(delay=SLOW), streaming=False)
     await bot.ask(activity(bot.service_url, "vpn"))
     assert [r.type for r in bot.connector.in_conversation("a:personal-1")] == ["typing", "message"]
 
 
 async def test_expect_replies_come_back_in_the_response(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(FakeAnswerer(delay=SLOW))
     inbound = activity(bot.service_url, "vpn", deliveryMode="expectReplies")
     response = await bot.ask(inbound)
     body = await response.json()
@@ -112,3 +113,18 @@ async def test_team_welcome_only_when_the_bot_joins(make_bot: MakeBot) -> None:
         activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": BOT_ID}], **channel)
     )
     assert len(bot.connector.messages("19:general@thread.tacv2")) == 1
+
+
+async def test_an_instant_answer_goes_out_alone(make_bot: MakeBot) -> None:
+    bot = await make_bot(FakeAnswerer(delay=0.0))
+    await bot.ask(activity(bot.service_url, "vpn", channel="emulator", conversation_type=None))
+    assert [r.type for r in bot.connector.in_conversation("a:personal-1")] == ["message"]
+
+
+async def test_a_slow_answer_keeps_the_typing_indicator_alive(make_bot: MakeBot) -> None:
+    bot = await make_bot(FakeAnswerer(delay=TYPING_DELAY + 2.5 * TYPING_PERIOD))
+    await bot.ask(activity(bot.service_url, "vpn", channel="emulator", conversation_type=None))
+    sent = bot.connector.in_conversation("a:personal-1")
+    assert [r.type for r in sent] == ["typing", "typing", "typing", "message"]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(sent[:3])]
+    assert min(gaps) >= TYPING_PERIOD * 0.9

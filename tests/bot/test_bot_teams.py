@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from tests.bot.conftest import STREAM_INTERVAL, MakeBot
+from tests.bot.conftest import SLOW, STREAM_INTERVAL, MakeBot
 from tests.bot.fakes import BOT_ID, FakeAnswerer, Received, activity
 
 MESSAGE_ENTITY = "https://schema.org/Message"
@@ -93,7 +93,7 @@ async def test_a_403_stops_the_stream_and_the_turn_still_gets_200(make_bot: Make
 
 
 async def test_channel_thread_reply_stays_in_the_thread(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(FakeAnswerer(delay=SLOW))
     thread = "19:general@thread.tacv2;messageid=1700000000001"
     inbound = activity(
         bot.service_url,
@@ -124,7 +124,7 @@ async def test_channel_message_without_mention_is_ignored(make_bot: MakeBot) -> 
 
 
 async def test_group_chat_answers_only_its_own_mention(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(FakeAnswerer(delay=SLOW))
     chat = "19:group-chat@thread.v2"
     other = activity(bot.service_url, "hi Bob", conversation_id=chat, conversation_type="groupChat")
     other["text"] = "<at>Bob</at> hi Bob"
