@@ -357,6 +357,7 @@ class LocalStore:
         if top < 1:
             return []
         with self._lock:
+            self._sync()
             match = fts_query(" ".join(self._informative_terms(query)))
             if not match:
                 return []
@@ -470,6 +471,22 @@ class LocalStore:
                     self._frequencies.clear()
                 self._frequencies.update({term: int(counts.get(term, 0)) for term in missing})
             return {term: self._frequencies[term] for term in wanted}
+
+    def terms_with_prefix(self, prefix: str, limit: int = 500) -> dict[str, int]:
+        """Index terms starting with `prefix` (at most `limit`) and how many chunks hold each: the
+        candidates a misspelt query term ("pasword") is matched against."""
+        if not prefix:
+            return {}
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self._lock:
+            self._db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
+            )
+            rows = self._db.execute(
+                "SELECT term, doc FROM temp.vocab WHERE term >= ? AND term < ? LIMIT ?",
+                (prefix, upper, limit),
+            ).fetchall()
+        return {term: int(doc) for term, doc in rows}
 
     def _informative_terms(self, query: str) -> list[str]:
         """The query's terms minus those held by half the chunks or more (unless nothing else is left)."""

@@ -429,3 +429,14 @@ def test_a_reader_follows_a_rebuilt_file(tmp_path: Path) -> None:
             assert reader.keyword_search("printer", 3) == []
         with LocalStore(path, dimensions=DIMS) as check:
             assert check.files() == ["new.md"]
+
+
+def test_a_file_rebuilt_for_another_model_is_refused_by_a_running_reader(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path, dimensions=DIMS, embedder_name="model-a") as reader:
+        fill(reader, ["printer"])
+        Path(path).unlink()
+        with LocalStore(path, dimensions=16, embedder_name="model-b"):
+            pass
+        with pytest.raises(StoreMismatchError, match="model-b"):
+            reader.keyword_search("printer", 3)
