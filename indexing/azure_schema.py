@@ -54,11 +54,16 @@ def _field(name: str, type: str = SearchFieldDataType.STRING, **flags: bool) -> 
     return SearchField(name=name, type=type, **{**settings, "retrievable": True, **flags})
 
 
+def filepath_field(spec: IndexSpec) -> str:
+    """The field files are keyed by: incremental indexing filters and pages on it, so it must exist."""
+    if not spec.filepath_field:
+        raise ConfigError("AZURE_SEARCH_FILENAME_COLUMN must name a field: the indexer keys files by it")
+    return spec.filepath_field
+
+
 def build_index(spec: IndexSpec, *, vectorizer_key: str | None = None) -> SearchIndex:
     """The index for `spec`; `vectorizer_key` is the Azure OpenAI key the service uses to embed queries
     (without it the search service calls Azure OpenAI with its managed identity)."""
-    if not spec.filepath_field:
-        raise ConfigError("AZURE_SEARCH_FILENAME_COLUMN must name a field: the indexer keys files by it")
     fields = [_field(spec.key_field, key=True, filterable=True, sortable=True)]
     fields += [_field(name, searchable=True) for name in spec.content_fields]
     if spec.title_field:
@@ -66,7 +71,7 @@ def build_index(spec: IndexSpec, *, vectorizer_key: str | None = None) -> Search
     if spec.url_field:
         fields.append(_field(spec.url_field))
     fields += [
-        _field(spec.filepath_field, filterable=True, sortable=True, facetable=True),
+        _field(filepath_field(spec), filterable=True, sortable=True, facetable=True),
         _field(spec.chunk_id_field, filterable=True),
         _field(spec.page_field, SearchFieldDataType.INT32, filterable=True),
         _field(

@@ -32,7 +32,7 @@ from azure.search.documents.aio import SearchClient
 from azure.search.documents.indexes.aio import SearchIndexClient
 from azure.search.documents.models import IndexDocumentsBatch
 
-from indexing.azure_schema import build_index
+from indexing.azure_schema import build_index, filepath_field
 from indexing.targets import FileWrite, Tick, WriteOutcome
 from rag.azure.retry import backoff
 from rag.azure.security import odata_string
@@ -80,9 +80,8 @@ class AzureSearchTarget:
         batch_bytes: int = MAX_BATCH_BYTES,
         page_size: int = PAGE,
     ) -> None:
-        if not spec.filepath_field:
-            raise DataSourceError("the index needs a filepath field (AZURE_SEARCH_FILENAME_COLUMN)")
         self.spec = spec
+        self.filepath = filepath_field(spec)
         self.dimensions: int | None = spec.dimensions if spec.vector_field else None
         self.vectorizer_key = vectorizer_key
         self.retries, self.retry_base = retries, retry_base
@@ -123,14 +122,13 @@ class AzureSearchTarget:
 
     async def file_hashes(self) -> dict[str, str]:
         spec = self.spec
-        assert spec.filepath_field
         try:
             rows = await self._scan(
-                f"{spec.chunk_id_field} eq '0'", spec.filepath_field, [spec.filepath_field, spec.hash_field]
+                f"{spec.chunk_id_field} eq '0'", self.filepath, [self.filepath, spec.hash_field]
             )
         except ResourceNotFoundError:
             rows = []  # no index yet: every file is new
-        self._hashes = {row[spec.filepath_field]: row.get(spec.hash_field) or "" for row in rows}
+        self._hashes = {row[self.filepath]: row.get(spec.hash_field) or "" for row in rows}
         return dict(self._hashes)
 
     # -- writes --------------------------------------------------------------------------------------
@@ -195,11 +193,10 @@ class AzureSearchTarget:
 
     def _upload(self, chunk: Chunk, vector: Any) -> Action:
         spec = self.spec
-        assert spec.filepath_field
         doc: dict[str, Any] = {
             spec.key_field: chunk.id,
             spec.content_field: chunk.content,
-            spec.filepath_field: chunk.filepath,
+            self.filepath: chunk.filepath,
             spec.chunk_id_field: chunk.chunk_id,
             spec.page_field: chunk.page,
             spec.last_modified_field: chunk.last_modified,
@@ -218,12 +215,11 @@ class AzureSearchTarget:
     async def _existing_ids(self, filepaths: list[str], outcome: WriteOutcome) -> dict[str, set[str]]:
         """Chunk ids currently in the index for each file (one listing query per file, several at once)."""
         spec = self.spec
-        assert spec.filepath_field
 
         async def one(path: str) -> tuple[str, set[str] | str]:
             try:
                 rows = await self._scan(
-                    f"{spec.filepath_field} eq {odata_string(path)}", spec.key_field, [spec.key_field]
+                    f"{self.filepath} eq {odata_string(path)}", spec.key_field, [spec.key_field]
                 )
             except (HttpResponseError, UpstreamUnavailable) as exc:
                 return path, f"could not list its chunks: {_reason(exc)}"

@@ -20,7 +20,7 @@ from indexing.sources import SourceFile, content_hash
 from rag.azure.data_source import AzureSearchSource, data_source
 from rag.azure.dialects import dialect
 from rag.documents import Chunk
-from rag.errors import AuthError
+from rag.errors import AuthError, ConfigError
 from rag.index_spec import IndexSpec
 from rag.settings import Settings
 
@@ -323,3 +323,21 @@ async def test_batches_stay_within_the_document_and_size_limits() -> None:
     finally:
         await by_count.aclose()
         await by_size.aclose()
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"AZURE_SEARCH_INDEX": ""}, "AZURE_SEARCH_INDEX"),
+        ({"AZURE_SEARCH_FILENAME_COLUMN": ""}, "AZURE_SEARCH_FILENAME_COLUMN"),
+        (
+            {"AZURE_OPENAI_EMBEDDING_NAME": "", "AZURE_SEARCH_VECTOR_COLUMNS": "v"},
+            "AZURE_OPENAI_EMBEDDING_NAME",
+        ),
+    ],
+)
+def test_azure_target_needs_its_settings(
+    search: FakeSearch, make_settings: Make, variables: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        azure_setup(make_settings(env(search, **variables)))
