@@ -2,13 +2,16 @@
 
 Why this shape: FTS5 (`porter unicode61`, `bm25()`) ships with Python's sqlite3, and an exact numpy matmul
 over the vectors (50k x 384 in a few ms) beats an ANN extension at this scale (and this Python's sqlite3
-cannot load extensions anyway). The vector matrix is held in memory and reloaded when the file changes, so
-a server keeps answering while `ragbot index` rewrites the store from another process.
+cannot load extensions anyway). The vectors are held in memory (`rag.local.vectors`) and caught up with the
+file before each search (PRAGMA data_version says whether anyone committed), so a server keeps answering
+while `ragbot index` rewrites the store from another process, or even deletes and rebuilds the file.
 
 Concurrency: WAL mode and a busy timeout let one writer process and any number of reader processes share
-the file; every write is one transaction. Within a process, one `LocalStore` may be shared by threads (a
-lock serialises its use) and by an asyncio loop: searches are synchronous and take milliseconds, so they
-are called directly rather than through a thread pool.
+the file; every write is one transaction. Within a process one `LocalStore` may be shared by threads (a
+lock serialises its use) and by an asyncio loop. Searches are synchronous: vector search takes a few ms,
+keyword search grows with the index (about 1-2 ms at 1k chunks, tens of ms at 50k; see
+`bench/local_retrieval.py`), so async code with a large index may call them through `asyncio.to_thread`
+(sqlite3 and numpy release the GIL while they work).
 
 Scores: `keyword_search` returns `-bm25()` (>= 0, higher is better, unbounded: it grows with term rarity and
 the number of matched terms); `vector_search` returns the cosine similarity (-1..1, higher is better).
@@ -156,8 +159,7 @@ class LocalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._vectors = VectorIndex(self.dimensions)
-            self._vectors_current = False
+            self._forget()
             if self._terms is not None:
                 self._terms.close()
                 self._terms = None
