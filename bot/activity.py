@@ -6,6 +6,7 @@ Nothing here imports botbuilder: the turn logic reads and writes activity dicts,
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,34 +18,41 @@ Activity = dict[str, Any]
 _SPACES = re.compile(r"[ \t]+")
 
 
+MAX_ID = 1024
+"""Ids go into reply URLs (`/v3/conversations/{id}/activities/{replyToId}`); real ones are far shorter."""
+MAX_TEXT = 100_000
+
+
 class _Account(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID)
     name: str | None = None
+    aadObjectId: str | None = Field(default=None, max_length=MAX_ID)
 
 
 class _Conversation(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID)
     conversationType: str | None = None
-    tenantId: str | None = None
+    tenantId: str | None = Field(default=None, max_length=MAX_ID)
 
 
 class InboundActivity(BaseModel):
     """The fields every turn relies on; anything else passes through untouched."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    type: str = Field(min_length=1)
-    id: str | None = None
-    channelId: str = Field(min_length=1)
-    serviceUrl: str = Field(min_length=1, pattern=r"^https?://[^\s/]+")
+    type: str = Field(min_length=1, max_length=100)
+    id: str | None = Field(default=None, max_length=MAX_ID)
+    channelId: str = Field(min_length=1, max_length=100)
+    serviceUrl: str = Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s/?#]+")
     conversation: _Conversation
     from_: _Account = Field(alias="from")
     recipient: _Account | None = None
-    text: str | None = None
+    text: str | None = Field(default=None, max_length=MAX_TEXT)
     name: str | None = None
-    replyToId: str | None = None
+    replyToId: str | None = Field(default=None, max_length=MAX_ID)
     deliveryMode: str | None = None
+    locale: str | None = Field(default=None, max_length=100)
     entities: list[dict[str, Any]] | None = None
     channelData: dict[str, Any] | None = None
     membersAdded: list[_Account] | None = None
@@ -54,8 +62,15 @@ class BadActivity(ValueError):
     """The body is JSON but not an activity the bot can answer; the message names the field."""
 
 
-def check_activity(body: object) -> Activity:
-    """Validate the fields a turn needs and return the body unchanged (a dict)."""
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def check_activity(body: object, raw: bytes = b"") -> Activity:
+    """Validate the fields a turn needs and return the body unchanged (a dict).
+
+    `raw` (the request bytes) lets a lone UTF-16 surrogate (`"\\ud800"`: valid JSON, no valid text)
+    be refused here rather than fail later when the text is stored.
+    """
     if not isinstance(body, dict):
         raise BadActivity("the body must be a JSON object (an activity)")
     try:
@@ -64,6 +79,13 @@ def check_activity(body: object) -> Activity:
         err = exc.errors()[0]
         where = ".".join(str(part) for part in err["loc"]).replace("from_", "from") or "activity"
         raise BadActivity(f"{where}: {err['msg']}") from None
+    if _ESCAPED_SURROGATE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadActivity(
+                "the activity holds text that is not valid Unicode (a lone surrogate)"
+            ) from None
     return body
 
 
@@ -71,9 +93,13 @@ def tenant_of(activity: Activity) -> str | None:
     """The asking organisation: `conversation.tenantId`, else Teams' `channelData.tenant.id`."""
     tenant = activity["conversation"].get("tenantId")
     if not tenant:
-        channel_data = activity.get("channelData") or {}
-        tenant = (channel_data.get("tenant") or {}).get("id")
-    return tenant or None
+        tenant = _field(_field(activity.get("channelData"), "tenant"), "id")
+    return tenant if isinstance(tenant, str) and tenant else None
+
+
+def _field(value: object, name: str) -> object:
+    """`value[name]` when `value` is an object, else None (channel data is free-form JSON)."""
+    return value.get(name) if isinstance(value, dict) else None
 
 
 def conversation_type(activity: Activity) -> str:
@@ -104,14 +130,14 @@ def needs_mention(activity: Activity) -> bool:
 
 
 def _own_mentions(activity: Activity) -> list[dict[str, Any]]:
+    """Mention entities whose `mentioned.id` is the bot's; malformed ones are simply not mentions."""
     bot_id = (activity.get("recipient") or {}).get("id")
+    if not bot_id:
+        return []
     return [
         entity
         for entity in activity.get("entities") or []
-        if isinstance(entity, dict)
-        and entity.get("type") == "mention"
-        and bot_id
-        and (entity.get("mentioned") or {}).get("id") == bot_id
+        if entity.get("type") == "mention" and _field(entity.get("mentioned"), "id") == bot_id
     ]
 
 

@@ -128,7 +128,7 @@ class RagbotAdapter(CloudAdapter):
         except (ValueError, UnicodeDecodeError):
             return _error(400, "the body is not valid JSON")
         try:
-            activity = check_activity(body)
+            activity = check_activity(body, raw)
         except BadActivity as exc:
             return _error(400, f"not a valid activity: {exc}")
         try:

@@ -105,7 +105,7 @@ class ChannelConnector:
                     if response.status >= 400:
                         raise ConnectorError(response.status, await response.text())
                     body = await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise ConnectorError(0, f"cannot reach {self.service_url}: {exc!r}") from exc
             return _activity_id(body)
         raise ConnectorError(401, "the channel refused the bot's token twice")
