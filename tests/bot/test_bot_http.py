@@ -54,7 +54,11 @@ async def test_bad_requests_get_a_4xx(make_bot: MakeBot, body: bytes, content_ty
         {"from": {"name": "no id"}},
         {"text": {"not": "text"}},
         {"entities": "nope"},
+        {"entities": ["not an entity"]},
         {"channelData": []},
+        {"id": "x" * 100_000},
+        {"from": {"id": "u", "aadObjectId": {"not": "an id"}}},
+        {"locale": ["en"]},
     ],
 )
 async def test_activities_missing_required_fields_get_400(make_bot: MakeBot, broken: dict[str, Any]) -> None:
@@ -201,3 +205,40 @@ async def test_without_an_app_id_auth_is_off_but_junk_tokens_are_still_401(make_
     assert (await bot.post(activity(bot.service_url, "hi"))).status == 200
     junk = await bot.post(activity(bot.service_url, "hi"), headers={"Authorization": "Bearer abc.def.ghi"})
     assert junk.status == 401
+
+
+async def test_a_lone_surrogate_is_refused_not_stored(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    for broken in (
+        activity(bot.service_url, "hi \ud800 there"),
+        activity(bot.service_url, "hi", channelData={"note": "\udfff"}),
+    ):
+        body = json.dumps(broken, ensure_ascii=True).encode()
+        response = await bot.client.post(
+            "/api/messages", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 400
+    assert "Unicode" in (await response.json())["error"]
+    assert bot.answerer.calls == []
+    emoji = json.dumps(activity(bot.service_url, "hi \U0001f600"), ensure_ascii=True).encode()
+    response = await bot.client.post(
+        "/api/messages", data=emoji, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 200, "a surrogate pair is a normal character"
+
+
+async def test_free_form_fields_of_odd_shapes_are_no_crash(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    odd = activity(
+        bot.service_url,
+        "hi",
+        conversation_type="groupChat",
+        tenant=None,
+        channelData={"tenant": "not an object"},
+    )
+    odd["entities"] = [
+        {"type": "mention", "mentioned": True, "text": 42},
+        {"type": "mention", "mentioned": {"id": None}},
+    ]
+    assert (await bot.post(odd)).status == 200
+    assert bot.answerer.calls == [], "no valid mention of the bot: not addressed to it"
