@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +35,12 @@ KEYWORD_WEIGHT = 1.0
 keywords catch codes and names (tuned on samples/helpdesk/questions.jsonl, see rag/grounded/README.md)."""
 CANDIDATES = 50
 """Vector hits scored per query: the pool relevance is read from (cheap: one exact matmul)."""
+_WORD = re.compile(r"[^\W_]+")
+MIN_TYPO_LENGTH = 5
+LONG_WORD = 8
+TYPO_PREFIX = 2
+"""Spelling fallback for terms no chunk holds: length from which it is tried, length from which two
+edits are allowed, and how many first letters must match (typos rarely hit the start of a word)."""
 BUILD_HINT = "run `ragbot index samples/helpdesk` (or make run) first"
 
 
@@ -92,18 +99,19 @@ class LocalRetriever:
     ) -> list[ScoredChunk]:
         store = await self.store()
         keyword = self.query_type is QueryType.simple
-        vectors = (await self.embedder.embed([query]))[0]
+        weights, corrected = self._term_weights(store, query)
+        spelled = _WORD.sub(lambda m: corrected.get(m.group(0).lower(), m.group(0)), query)
+        vectors = (await self.embedder.embed([spelled]))[0]
         dense = store.vector_search(vectors, max(top, CANDIDATES), groups)
         cosine = {hit.chunk.id: hit.score for hit in dense}
         floor = min(cosine.values(), default=0.0)
         lists: list[tuple[Sequence[ScoredChunk], float]] = []
         if self.query_type is not QueryType.vector:
             # stopwords match most chunks: they slow bm25 down and add nothing to its ranking
-            keywords = " ".join(content_words(query)) or query
+            keywords = " ".join(content_words(spelled)) or query
             lists.append((store.keyword_search(keywords, top, groups), self.keyword_weight))
         if not keyword:
             lists.append((dense[:top], self.vector_weight))
-        weights = self._term_weights(store, query)
         candidates = fuse(lists)[:top]
         texts = [f"{hit.chunk.title or ''} {hit.chunk.content}" for hit in candidates]
         held = store.terms_present(texts, list(weights))
@@ -118,11 +126,20 @@ class LocalRetriever:
         ]
         return sorted(hits, key=lambda hit: hit.rerank_score or 0.0, reverse=True)
 
-    def _term_weights(self, store: LocalStore, query: str) -> dict[str, float]:
-        """idf of each content term of the query; a term no chunk holds weighs the most."""
-        terms = store.index_terms(" ".join(content_words(query)))
+    def _term_weights(self, store: LocalStore, query: str) -> tuple[dict[str, float], dict[str, str]]:
+        """idf of each content term of the query, a term no chunk holds weighing the most; a misspelt
+        word counts as the index term it is close to. Also returns word -> correction."""
+        words = content_words(query)
+        terms = store.index_terms(" ".join(words))
+        frequencies = store.document_frequencies(terms)
+        corrected: dict[str, str] = {}
+        for term, df in list(frequencies.items()):
+            if df == 0 and (fixed := _spelling(store, term)):
+                del frequencies[term]
+                frequencies[fixed] = store.document_frequencies([fixed])[fixed]
+                corrected.update({w: fixed for w in words if store.index_terms(w) == [term]})
         total = store.count()
-        return {t: math.log((total + 1) / (df + 0.5)) for t, df in store.document_frequencies(terms).items()}
+        return {t: math.log((total + 1) / (df + 0.5)) for t, df in frequencies.items()}, corrected
 
     async def aclose(self) -> None:
         if self._store is not None:
@@ -135,3 +152,37 @@ def _relevance(cosine: float, held: set[str], weights: dict[str, float]) -> floa
     if not weights:
         return cosine
     return (cosine + sum(w for t, w in weights.items() if t in held) / sum(weights.values())) / 2
+
+
+def _spelling(store: LocalStore, term: str) -> str | None:
+    """The index term a term found nowhere is most likely a typo of: same first letters, one edit away
+    (two for long words), the most common on a tie; None for short terms, where a near miss is as likely
+    another word ("vape", "page")."""
+    if len(term) < MIN_TYPO_LENGTH or not term.isalpha():
+        return None
+    allowed = 1 if len(term) < LONG_WORD else 2
+    best: tuple[int, int, str] | None = None
+    for candidate, df in store.terms_with_prefix(term[:TYPO_PREFIX]).items():
+        if abs(len(candidate) - len(term)) > allowed:
+            continue
+        distance = _edits(term, candidate, allowed)
+        if distance <= allowed and (best is None or (distance, -df) < best[:2]):
+            best = (distance, -df, candidate)
+    return best[2] if best else None
+
+
+def _edits(a: str, b: str, cap: int) -> int:
+    """Levenshtein distance with adjacent swaps, stopping early once it exceeds `cap`."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > cap:
+            return cap + 1
+        previous2, previous = previous, current
+    return previous[-1]

@@ -99,3 +99,16 @@ async def test_groups_trim_restricted_chunks(index: Path, embedder: LocalEmbedde
     assert (await retriever.retrieve(query, top=6, groups=["hr"]))[0].chunk.id == "salary"
     assert (await retriever.retrieve(query, top=6))[0].chunk.id == "salary"  # None: no trimming
     await retriever.aclose()
+
+
+async def test_a_misspelt_word_counts_as_the_word_it_is_close_to(
+    index: Path, embedder: LocalEmbedder
+) -> None:
+    retriever = LocalRetriever(index, embedder)
+    right = (await retriever.retrieve("add a printer on windows", top=3))[0]
+    typo = (await retriever.retrieve("add a priner on windos", top=3))[0]
+    assert right.chunk.id == typo.chunk.id == "printer"
+    assert typo.rerank_score == pytest.approx(right.rerank_score, abs=0.05)
+    store = await retriever.store()
+    assert store.terms_with_prefix("pr") == {"print": 1, "printer": 1, "profil": 1}
+    await retriever.aclose()
