@@ -10,7 +10,8 @@ score, whatever the query type: the mean of the MiniLM cosine of query and chunk
 coverage (the idf-weighted share of the query's content words the chunk contains). Cosine alone cannot
 tell "who is the CEO of Contoso" from an answerable question (every article says Contoso); the coverage
 notices that the rare, decisive word is missing. A keyword-only hit outside the vector candidates is
-given the lowest candidate cosine, an upper bound of its own.
+given the lowest candidate cosine, an upper bound of its own. A query word no chunk holds is read as the
+index term one edit away, if any ("pasword" -> "password"), everywhere the query is used.
 """
 
 from __future__ import annotations
