@@ -1,8 +1,9 @@
 """Per-thread memory through botbuilder's Storage interface (read / write / delete with eTags).
 
-One document per thread holds its history (capped by a token budget), the ids of the activities
-already answered (a redelivered activity is not answered twice) and the recent answers with what
-feedback needs (question, answer, citations, intent), keyed by the id the channel gave the reply.
+One document per thread holds its history (capped by a token budget and at ten exchanges), the
+ids of the activities already answered (a redelivered activity is not answered twice) and the recent
+answers with what feedback needs (question, answer, citations, intent), keyed by the id the channel
+gave the reply.
 A document is written only after a turn succeeded, so a failed turn leaves the history as it was.
 """
 
