@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import docx_bytes, pdf_bytes
+from source_files import docx_bytes, pdf_bytes
 
 from indexing.documents import LoadError
 from indexing.loaders import iso_utc, load
