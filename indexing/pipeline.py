@@ -155,6 +155,9 @@ class Indexer:
                 changed.append(source)
         seen = {s.filepath for s in found.files}
         gone = sorted(path for path in known if path not in seen)
+        if gone and not found.complete:
+            log.warning("not removing %d files from the index: some folders could not be read", len(gone))
+            gone = []
         log.info(
             "%d files: %d new or changed, %d unchanged, %d not documents, %d to remove",
             summary.files_seen,

@@ -26,6 +26,7 @@ class Discovery:
     files: list[SourceFile] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # README files and unsupported types
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    complete: bool = True  # False when a root or folder could not be read: absent files may still exist
 
 
 def _hidden(name: str) -> bool:
@@ -43,8 +44,9 @@ def discover(roots: list[Path]) -> Discovery:
     for root in roots:
         if not root.exists():
             found.errors.append((str(root), "no such file or folder"))
+            found.complete = False
             continue
-        candidates = [root] if root.is_file() else _walk(root)
+        candidates = [root] if root.is_file() else _walk(root, found)
         for path in candidates:
             if not indexable(path):
                 found.skipped.append(path)
@@ -62,13 +64,21 @@ def discover(roots: list[Path]) -> Discovery:
     return found
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(folder: Path, found: Discovery) -> list[Path]:
+    """Files under `folder`, sorted; symlinked folders are not followed (no loops, no escaping the tree)."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        found.errors.append((str(folder), f"cannot read folder: {exc.strerror or exc}"))
+        found.complete = False
+        return []
     out: list[Path] = []
-    for path in sorted(root.iterdir()):
+    for path in entries:
         if _hidden(path.name):
             continue
         if path.is_dir():
-            out.extend(_walk(path))
+            if not path.is_symlink():
+                out.extend(_walk(path, found))
         elif path.is_file():
             out.append(path)
     return out

@@ -207,3 +207,12 @@ def test_sample_knowledge_base_indexes_cleanly() -> None:
     for source in found.files:
         document = load(source.path.read_bytes(), source.path)
         assert document.title and document.sections, source.filepath
+
+
+async def test_a_folder_that_cannot_be_read_removes_nothing(tmp_path: Path, kb: Path) -> None:
+    store = tmp_path / "index.sqlite"
+    first = await index(store, kb / "it", kb / "hr")
+    summary = await index(store, kb / "it", tmp_path / "unmounted-share")
+    assert [e.path for e in summary.errors] == [str(tmp_path / "unmounted-share")]
+    assert summary.chunks_deleted == 0 and summary.files_deleted == 0
+    assert sum(len(ids) for ids in chunks_by_file(store).values()) == first.chunks_added
