@@ -1,6 +1,6 @@
 """The embedded index: one SQLite file holding chunks, an FTS5 keyword index and float32 vectors.
 
-Why this shape: FTS5 (`porter unicode61`, `bm25()`) ships with Python's sqlite3, and an exact numpy matmul
+Why this shape: FTS5 (`porter unicode61`, `bm25()`) ships with Python's sqlite3, and an exact numpy product
 over the vectors (50k x 384 in a few ms) beats an ANN extension at this scale (and this Python's sqlite3
 cannot load extensions anyway). The vectors are held in memory (`rag.local.vectors`) and caught up with the
 file before each search (PRAGMA data_version says whether anyone committed), so a server keeps answering
