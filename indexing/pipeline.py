@@ -124,24 +124,34 @@ class Indexer:
         self.progress = progress or Progress(live=False)
         self.base_url = base_url
         self.group_chunks = group_chunks
-        self.embed_concurrency = (
-            embed_concurrency  # >1 for a remote model; a local one already uses every core
-        )
+        # >1 for a remote model; a local one already keeps every core busy
+        self.embed_concurrency = embed_concurrency
 
     async def run(
         self, roots: Sequence[Path], *, recreate: bool = False, dry_run: bool = False
     ) -> IndexSummary:
         started = time.monotonic()
         summary = IndexSummary(target=self.target.name, dry_run=dry_run)
+        await self.target.prepare(recreate=recreate, dry_run=dry_run)
+        known = await self.target.file_hashes()
+        changed, gone = self._plan(roots, known, summary)
+        await self._index(changed, known, summary, dry_run)
+        summary.files_deleted = len(gone)
+        if gone and not dry_run:
+            self._tally(await self.target.delete(gone), summary, count_files=False)
+        summary.files_skipped = summary.files_unchanged + summary.files_unsupported
+        summary.files_failed = len(summary.errors)
+        summary.seconds = round(time.monotonic() - started, 3)
+        return summary
+
+    def _plan(
+        self, roots: Sequence[Path], known: dict[str, str], summary: IndexSummary
+    ) -> tuple[list[SourceFile], list[str]]:
+        """(files to index, filepaths to remove), comparing each file's hash with the index's."""
         found = discover(list(roots))
         summary.files_seen = len(found.files) + len(found.skipped)
         summary.files_unsupported = len(found.skipped)
         summary.errors += [FileError(path=p, reason=r) for p, r in found.errors]
-        for path in found.skipped:
-            log.debug("skipped %s (not a document)", path)
-
-        await self.target.prepare(recreate=recreate, dry_run=dry_run)
-        known = await self.target.file_hashes()
         changed: list[SourceFile] = []
         for source in found.files:
             try:
@@ -166,7 +176,12 @@ class Indexer:
             summary.files_unsupported,
             len(gone),
         )
+        return changed, gone
 
+    async def _index(
+        self, changed: list[SourceFile], known: dict[str, str], summary: IndexSummary, dry_run: bool
+    ) -> None:
+        """Load and chunk `changed`, then embed and write them a group at a time (a dry run only counts)."""
         bars = {
             "files": self.progress.bar("files", "files", len(changed)),
             "chunks": self.progress.bar("chunks", "chunks"),
@@ -174,9 +189,8 @@ class Indexer:
         if not dry_run:
             if self.embedder is not None:
                 bars["embeddings"] = self.progress.bar("embeddings", "chunks")
-            bars["uploads"] = self.progress.bar(
-                "uploads" if self.target.name == "azure" else "writes", "chunks"
-            )
+            label = "uploads" if self.target.name == "azure" else "writes"
+            bars["uploads"] = self.progress.bar(label, "chunks")
         try:
             group: list[_Pending] = []
             for source in changed:
@@ -194,14 +208,6 @@ class Indexer:
         finally:
             for bar in bars.values():
                 bar.close()
-
-        summary.files_deleted = len(gone)
-        if gone and not dry_run:
-            self._tally(await self.target.delete(gone), summary, count_files=False)
-        summary.files_skipped = summary.files_unchanged + summary.files_unsupported
-        summary.files_failed = len(summary.errors)
-        summary.seconds = round(time.monotonic() - started, 3)
-        return summary
 
     async def _chunk(
         self, source: SourceFile, summary: IndexSummary, bars: dict[str, Bar]
