@@ -67,7 +67,7 @@ def rewrite_follow_up(previous: str, question: str) -> str:
     code or number replaces the previous codes ("VPN error 809" + "and 691?" -> "VPN error 691");
     anything else is appended to the previous query, so the search sees both.
     """
-    rest = clean_query(_LEAD.sub("", question, count=1)) or clean_query(question)
+    rest = clean_query(_LEAD.sub("", _LEAD.sub("", question, count=1), count=1)) or clean_query(question)
     words = rest.split()
     first = words[0].lower() if words else ""
     if first in _PREPOSITIONS:

@@ -38,6 +38,7 @@ def thread(*intents: str) -> list[Turn]:
             "and for part-time staff",
             "annual leave entitlement for part-time staff",
         ),
+        ("per diem for a night in Manchester", "and what about in Berlin?", "per diem for a night in Berlin"),
     ],
 )
 def test_follow_ups_become_standalone(previous: str, question: str, expected: str) -> None:
