@@ -7,6 +7,7 @@ import itertools
 import re
 from typing import Any
 
+from bot.turns import TurnTiming
 from tests.bot.conftest import SLOW, STREAM_INTERVAL, MakeBot
 from tests.bot.fakes import BOT_ID, FakeAnswerer, Received, activity
 
@@ -183,3 +184,14 @@ async def test_top_level_channel_post_and_its_replies_share_memory(make_bot: Mak
     )
     await bot.ask(other_thread)
     assert bot.answerer.calls[2].history == []
+
+
+async def test_a_stream_past_its_budget_is_closed_with_an_apology(make_bot: MakeBot) -> None:
+    timing = TurnTiming(stream_interval=STREAM_INTERVAL, stream_budget=0.3)
+    bot = await make_bot(FakeAnswerer(pieces=10, piece_delay=0.1), timing=timing)
+    await bot.ask(activity(bot.service_url, "slow"))
+    final = bot.connector.in_conversation("a:personal-1")[-1]
+    assert final.type == "message" and final.stream and final.stream["streamType"] == "final"
+    assert "unavailable" in final.text
+    await bot.ask(activity(bot.service_url, "next"))
+    assert bot.answerer.calls[-1].history == [], "the cut-off turn is not remembered"
