@@ -76,7 +76,7 @@ def parse_watermark(request: web.Request) -> int | None:
     raw = request.query.get("watermark", "")
     if raw in ("", "null", "undefined"):
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise error(400, "BadArgument", f"watermark must be a non-negative integer, got {raw[:20]!r}")
     return int(raw)
 

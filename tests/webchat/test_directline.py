@@ -178,10 +178,13 @@ async def test_watermark_returns_only_newer_activities(client: TestClient) -> No
     assert [a["text"] for a in newer["activities"]] == ["two", "You said: two"]
     assert int(newer["watermark"]) > int(first["watermark"])
     assert (await poll(client, conv, newer["watermark"]))["activities"] == []
-    bad = await client.get(
-        f"{DL}/conversations/{conv['conversationId']}/activities?watermark=abc", headers=auth(conv["token"])
-    )
-    assert bad.status == 400
+    for odd in ("abc", "¹", "-1", "9" * 40):
+        bad = await client.get(
+            f"{DL}/conversations/{conv['conversationId']}/activities",
+            params={"watermark": odd},
+            headers=auth(conv["token"]),
+        )
+        assert bad.status == 400, odd
 
 
 async def test_put_replaces_an_activity_and_redelivers_it(client: TestClient) -> None:
