@@ -113,7 +113,9 @@ def split_units(doc: int, content: str) -> list[Unit]:
         line = raw.strip()
         item = _ITEM.match(line)
         title = _HEADING.match(line)
-        if not line or title or _TABLE_RULE.match(line):
+        if _TABLE_RULE.match(line):  # the rule under a table's header row: the table goes on
+            continue
+        if not line or title:
             flush()
             previous_kind = ""
             heading = title.group(1).strip() if title else heading
@@ -126,14 +128,15 @@ def split_units(doc: int, content: str) -> list[Unit]:
                 Unit(doc, len(units), item.group(3).strip(), "item", block, bool(item.group(2)), heading)
             )
             previous_kind = "item"
-        elif line.startswith("|"):
+        elif line.startswith("|") or " | " in line:
             flush()
-            if previous_kind != "row":
+            if previous_kind != "row":  # a table's first row names its columns: not an answer
                 block += 1
+                previous_kind = "row"
+                continue
             cells = [c.strip() for c in line.strip("|").split("|") if c.strip()]
             text = cells[0] + (": " + ", ".join(cells[1:]) if cells[1:] else "") if cells else ""
             units.append(Unit(doc, len(units), text, "row", block, heading=heading))
-            previous_kind = "row"
         else:
             if previous_kind in ("item", "row") and not paragraph and raw[:1].isspace():
                 units[-1].text += " " + line  # a wrapped list item

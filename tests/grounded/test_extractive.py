@@ -129,8 +129,12 @@ async def test_no_documents_means_the_refusal() -> None:
 
 def test_units_keep_headings_lists_and_tables() -> None:
     content = (
-        "## Sizes\n\n| Model | Memory size |\n|---|---|\n| Standard | 16 GB |\n\n- first bullet item here\n"
+        "## Sizes\n\n| Model | Memory size |\n|---|---|\n| Standard | 16 GB |\n\n- first bullet item here\n\n"
+        "## Holidays\nDate | Day | Holiday\n1 January 2025 | Wednesday | New Year's Day\n"
     )
     units = split_units(1, content)
-    assert [(u.kind, u.heading) for u in units] == [("row", "Sizes"), ("row", "Sizes"), ("item", "Sizes")]
-    assert units[1].text == "Standard: 16 GB" and units[2].text == "first bullet item here"
+    assert [(u.kind, u.heading, u.text) for u in units] == [
+        ("row", "Sizes", "Standard: 16 GB"),
+        ("item", "Sizes", "first bullet item here"),
+        ("row", "Holidays", "1 January 2025: Wednesday, New Year's Day"),
+    ]
