@@ -144,8 +144,9 @@ def damaged_activities(draw: st.DrawFn, service_url: str) -> dict[str, Any]:
             activity["conversation"] = {"id": draw(ODD_TEXT), "conversationType": draw(JSON_VALUES)}
     if damage != "fields":
         activity["entities"] = draw(MENTIONS_NOWHERE)
-        if draw(st.booleans()):
-            activity["conversation"]["conversationType"] = draw(st.sampled_from(["groupChat", "channel"]))
+        conversation = activity.get("conversation")
+        if isinstance(conversation, dict) and draw(st.booleans()):
+            conversation["conversationType"] = draw(st.sampled_from(["groupChat", "channel"]))
     return activity
 
 
