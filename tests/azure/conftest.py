@@ -7,23 +7,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from azure_fake import FakeAzure
 
 from rag.settings import Settings, load_settings
+from tests.loopback import serve
 
 
 @pytest.fixture
 async def fake_azure() -> Any:
     fake = FakeAzure()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.handle, method="POST") as fake.url:
+        yield fake
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from rag.settings import Settings, load_settings
+from tests.loopback import serve
 
 
 @dataclass
@@ -65,13 +65,8 @@ class FakeCloud:
 @pytest.fixture
 async def cloud() -> AsyncIterator[FakeCloud]:
     fake = FakeCloud()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.handle, method="*") as fake.url:
+        yield fake
 
 
 @pytest.fixture

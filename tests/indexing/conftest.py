@@ -8,24 +8,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from search_fake import FakeSearch
 from source_files import docx_bytes, pdf_bytes
 
 from rag.settings import Settings, load_settings
+from tests.loopback import serve
 
 
 @pytest.fixture
 async def search() -> AsyncIterator[FakeSearch]:
     fake = FakeSearch()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.handle, method="*", max_body=64 * 1024 * 1024) as fake.url:
+        yield fake
 
 
 @pytest.fixture
