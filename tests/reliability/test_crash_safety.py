@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from bot.memory import ThreadMemory
 from bot.sqlite_storage import SqliteStorage
 from bot.storage import STATE_FILE
 from tests.bot.fakes import FakeConnector, activity
+from tests.reliability.processes import free_port, wait_healthy
 
 pytestmark = pytest.mark.reliability
 
@@ -34,14 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 THREADS = 100
 TURNS = 10
 KILL_AFTER_ACKS = 400
-START_S = 30.0
 LOAD_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:
@@ -52,31 +45,21 @@ class ServerProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.reliability.crash_server",
-            "--data-dir",
-            str(self.data_dir),
-            "--port",
-            str(self.port),
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        async with asyncio.timeout(START_S), aiohttp.ClientSession() as session:
-            while True:
-                if self.process.returncode is not None:
-                    error = await self.process.stderr.read() if self.process.stderr else b""
-                    raise RuntimeError(f"server exited: {error.decode(errors='replace')[-2000:]}")
-                try:
-                    async with session.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+        with (self.data_dir / "server.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.reliability.crash_server",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=log,
+                stderr=log,
+            )
+        await wait_healthy(self.process, self.url)
 
     async def kill(self) -> None:
         assert self.process is not None

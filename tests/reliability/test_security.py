@@ -30,6 +30,7 @@ from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, 
 from tests.azure.azure_fake import Reply
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import FakeConnector, activity
+from tests.reliability.processes import free_port, wait_healthy
 from tests.reliability.upstream import OPENAI_KEY, SEARCH_KEY, Upstream, oyd_settings
 
 pytestmark = pytest.mark.reliability
@@ -217,46 +218,32 @@ def echo_secrets(body: Any, headers: dict[str, str]) -> Reply:
 
 
 async def start_serve(env: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str]:
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ragbot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--access-log",
-        cwd=log.parent,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    port = free_port()
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ragbot",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--access-log",
+            cwd=log.parent,
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    async with asyncio.timeout(30), aiohttp.ClientSession() as session:
-        while True:
-            assert process.returncode is None, "ragbot serve exited; see its log"
-            try:
-                async with session.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return process, url
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+    await wait_healthy(process, url)
+    return process, url
 
 
 async def logged(log: Path, needle: str) -> None:
     async with asyncio.timeout(10):
         while needle not in await asyncio.to_thread(log.read_text, errors="replace"):  # noqa: ASYNC110
             await asyncio.sleep(0.1)  # another process writes the file: no event to wait on
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def web_chat_turn(session: aiohttp.ClientSession, url: str, text: str) -> list[str]:
