@@ -7,10 +7,9 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.bot.conftest import connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
+from tests.loopback import serve
 from tests.reliability.upstream import Upstream
 
 
@@ -26,10 +25,5 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 async def upstream() -> AsyncIterator[Upstream]:
     fake = Upstream()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serve(fake.handle, method="POST") as fake.url:
+        yield fake
