@@ -28,7 +28,7 @@ class Citation(BaseModel):
     url: str | None = None
     filepath: str | None = None
     chunk_id: str | None = None
-    page: int | None = Field(default=None, description="1-based page of the chunk (PDFs), for `#page=N` links")
+    page: int | None = Field(default=None, description="1-based PDF page, for `#page=N` links")
     score: float | None = Field(default=None, description="rerank or retrieval score, when known")
 
 

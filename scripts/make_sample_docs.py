@@ -44,9 +44,9 @@ import io
 import re
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KB_ROOT = REPO_ROOT / "samples" / "helpdesk"
@@ -94,7 +94,7 @@ class SourceDoc:
     @property
     def modified(self) -> dt.datetime:
         day = dt.date.fromisoformat(self.meta.get("last_modified", "2025-01-01"))
-        return dt.datetime(day.year, day.month, day.day, 9, 0, 0, tzinfo=dt.timezone.utc)
+        return dt.datetime(day.year, day.month, day.day, 9, 0, 0, tzinfo=dt.UTC)
 
 
 def parse_front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
@@ -206,14 +206,14 @@ def render_pdf(doc: SourceDoc) -> bytes:
     url = doc.url
 
     class PolicyPDF(FPDF):
-        def header(self) -> None:  # noqa: D102 - fpdf2 hook
+        def header(self) -> None:
             self.set_font("Helvetica", "", 8)
             self.set_text_color(110, 110, 110)
             self.cell(0, 5, f"Contoso Ltd. - {title}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
             self.ln(3)
             self.set_text_color(0, 0, 0)
 
-        def footer(self) -> None:  # noqa: D102 - fpdf2 hook
+        def footer(self) -> None:
             self.set_y(-14)
             self.set_font("Helvetica", "", 8)
             self.set_text_color(110, 110, 110)
@@ -321,7 +321,7 @@ def render_docx(doc: SourceDoc) -> bytes:
     props.modified = doc.modified.replace(tzinfo=None)
     props.last_printed = doc.modified.replace(tzinfo=None)
 
-    def add_runs(paragraph: "docx.text.paragraph.Paragraph", text: str) -> None:
+    def add_runs(paragraph: docx.text.paragraph.Paragraph, text: str) -> None:
         for part, bold, code in inline_runs(text):
             run = paragraph.add_run(part)
             run.bold = bold or None
