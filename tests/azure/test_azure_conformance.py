@@ -1,4 +1,4 @@
-"""Every official example in shared/conformance/aoai/ replayed both ways over loopback HTTP:
+"""Every official example in tests/conformance/aoai/ replayed both ways over loopback HTTP:
 the request ragbot builds from equivalent settings equals the example's request (key order and secrets
 ignored), and the example's response parses into the expected Answer.
 
@@ -36,7 +36,7 @@ from rag.azure.responses import parse_completion
 from rag.contract import Answer, Citation, Turn, Usage
 from rag.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "aoai"
+EXAMPLES = Path(__file__).resolve().parents[1] / "conformance" / "aoai"
 SECRET_KEYS = {"key", "api_key", "access_token", "password", "connection_string", "embeddingKey", "key_id"}
 CHAT_DEFAULTS = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}
 DEPLOYMENT = "<deployment-id>"

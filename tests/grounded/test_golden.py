@@ -15,8 +15,8 @@ from rag.factory import build_answerer
 from rag.grounded.answerer import GroundedAnswerer
 
 EXAMPLE = (
-    Path(__file__).resolve().parents[3]
-    / "shared/conformance/aoai/2024-10-21/chat_completions_azure_search_advanced.json"
+    Path(__file__).resolve().parents[1]
+    / "conformance/aoai/2024-10-21/chat_completions_azure_search_advanced.json"
 )
 
 
