@@ -6,20 +6,27 @@ cannot load extensions anyway). The vectors are held in memory (`rag.local.vecto
 file before each search (PRAGMA data_version says whether anyone committed), so a server keeps answering
 while `ragbot index` rewrites the store from another process, or even deletes and rebuilds the file.
 
+Keyword ranking is FTS5's bm25 computed in memory: FTS5 itself scores every row holding any OR-ed term
+(tens of ms at 50k chunks), while the postings of a query's terms, read once from FTS5's vocabulary
+(`fts5vocab`, so tokenisation and counts are FTS5's own) and kept until the file changes, rank in a few
+numpy passes. Document lengths come from FTS5's docsize table and follow the file with the vectors.
+
 Concurrency: WAL mode and a busy timeout let one writer process and any number of reader processes share
 the file; every write is one transaction. Within a process one `LocalStore` may be shared by threads (a
-lock serialises its use) and by an asyncio loop. Searches are synchronous: vector search takes a few ms,
-keyword search grows with the index (about 1-2 ms at 1k chunks, tens of ms at 50k; see
-`bench/local_retrieval.py`), so async code with a large index may call them through `asyncio.to_thread`
-(sqlite3 and numpy release the GIL while they work).
+lock serialises its use) and by an asyncio loop. Searches are synchronous and take a few ms at 50k chunks
+(see `bench/local_retrieval.py`); the first keyword search after the file changed reads its terms' postings
+again (a term held by most chunks costs tens of ms), so async code with a large index may call them through
+`asyncio.to_thread` (sqlite3 and numpy release the GIL while they work).
 
-Scores: `keyword_search` returns `-bm25()` (>= 0, higher is better, unbounded: it grows with term rarity and
-the number of matched terms); `vector_search` returns the cosine similarity (-1..1, higher is better).
+Scores: `keyword_search` returns what `-bm25()` would (>= 0, higher is better, unbounded: it grows with term
+rarity and the number of matched terms); `vector_search` returns the cosine similarity (-1..1, higher is
+better).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -41,8 +48,11 @@ SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
 MAX_QUERY_TERMS = 64  # bounds the cost of a pasted wall of text; the first terms carry the question
 FREQUENCY_CACHE = 50_000  # document frequencies remembered between searches (cleared when the file changes)
+POSTINGS_CACHE = 4_000_000  # (row, count) pairs kept between searches, 12 bytes each
 # bm25 column weights for (title, headings, content): a hit in a title says more than one in a body.
-BM25_WEIGHTS = (2.0, 1.5, 1.0)
+BM25_WEIGHTS = {"title": 2.0, "headings": 1.5, "content": 1.0}
+BM25_K1 = 1.2  # FTS5's bm25() constants
+BM25_B = 0.75
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,17 +107,6 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(term.lower() for term in _TERM.findall(text)))[:MAX_QUERY_TERMS]
 
 
-def fts_query(text: str) -> str:
-    """Arbitrary user text as an FTS5 query that cannot fail or carry operators.
-
-    Every letter/digit run becomes a quoted string (so `NOT`, `NEAR`, `col:`, `*`, `-`, `^` and quotes are
-    plain text), and the terms are OR-ed so a passage matching only some of them still scores; bm25 ranks
-    passages matching more and rarer terms first. Identifiers such as `0x80070005` or `809` stay one term.
-    Returns "" when there is nothing to search for.
-    """
-    return " OR ".join(f'"{term}"' for term in query_terms(text))
-
-
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
@@ -152,6 +151,8 @@ class LocalStore:
         self._vectors = VectorIndex(self.dimensions)
         self._vectors_current = False
         self._frequencies: dict[str, int] = {}
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._posted = 0  # pairs held in _postings
         self._count: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -186,9 +187,25 @@ class LocalStore:
             self._db.execute("COMMIT")
             self._changed = True
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction, so several statements see one snapshot of the file (nests)."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._follow_file()
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     def _follow_file(self) -> None:
         """Reopen if the file was replaced (`ragbot index --recreate` deletes and rebuilds it): the old
-        connection would otherwise keep serving the deleted copy forever."""
+        connection would otherwise keep serving the deleted copy forever. Not inside a transaction: the
+        next one reopens."""
+        if self._db.in_transaction:
+            return
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -350,48 +367,84 @@ class LocalStore:
     # -- read side (retrievers) --------------------------------------------------------------------
 
     def keyword_search(self, query: str, top: int, groups: Sequence[str] | None = None) -> list[ScoredChunk]:
-        """The `top` best bm25 matches for any user text (see `fts_query`); score = -bm25, higher is better.
+        """The `top` best bm25 matches for any user text; score = -bm25, higher is better.
 
-        Terms held by at least half of the chunks are left out when rarer ones remain: FTS5 clamps their
-        idf to ~0, so they add nothing to any score but cost a scan of most of the index.
+        The query is the text's distinct index terms OR-ed (the text is only tokenized, never parsed, so
+        quotes and FTS5 operators are plain words; identifiers such as `0x80070005` stay one term), scored
+        as FTS5's `bm25()` with `BM25_WEIGHTS`: a chunk matching only some terms still scores. Terms held
+        by at least half of the chunks are left out when rarer ones remain: bm25 clamps their idf to ~0,
+        so they add nothing to any score but their postings cover most of the index.
         `groups`: None = no security trimming; otherwise only public chunks and chunks sharing a group.
         """
         if top < 1:
             return []
-        with self._lock:
-            self._sync()
-            match = fts_query(" ".join(self._informative_terms(query)))
-            if not match:
+        with self._lock, self._reading():
+            index = self._current_vectors()
+            terms = self._informative_terms(query)
+            if not terms or not len(index):
                 return []
-            params: list[object] = [match]
-            trim = recheck = ""
-            if groups is not None:
-                # skip the rows the in-memory index knows to be hidden before ranking, then check the
-                # winners' own groups too: a row committed since the index caught up is not in the list
-                hidden = self._current_vectors().hidden_rows(groups)
-                if hidden:
-                    trim = "AND rowid NOT IN (SELECT value FROM json_each(?))"
-                    params.append(json.dumps(hidden))
-                recheck = (
-                    "WHERE chunks.groups = '[]' OR EXISTS (SELECT 1 FROM json_each(chunks.groups) AS g "
-                    "WHERE g.value IN (SELECT value FROM json_each(?)))"
-                )
-            params.append(top)
-            if groups is not None:
-                params.append(json.dumps(list(groups)))
-            weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-            # one statement, so hits and their chunks come from the same snapshot of the file
-            rows = self._db.execute(
-                f"WITH hits AS (SELECT rowid AS row, bm25(chunks_fts, {weights}) AS rank FROM chunks_fts "
-                f"WHERE chunks_fts MATCH ? {trim} ORDER BY rank LIMIT ?) "
-                f"SELECT chunks.data, hits.rank FROM hits JOIN chunks USING (row) {recheck} "
-                "ORDER BY hits.rank",
-                params,
-            ).fetchall()
+            rows, scores = self._bm25(index, terms)
+            slots, _ = index.slots(rows)
+            allowed = index.allowed(groups)[slots]
+            rows, scores = rows[allowed], scores[allowed]
+            k = min(top, len(rows))
+            if not k:
+                return []
+            best = np.argpartition(-scores, k - 1)[:k]
+            best = best[np.lexsort((rows[best], -scores[best]))]  # a tie goes to the older row
+            found = dict(
+                self._db.execute(
+                    "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
+                    (json.dumps(rows[best].tolist()),),
+                ).fetchall()
+            )
+        # a row may be gone if another process committed after the refresh: it is skipped
         return [
-            ScoredChunk(chunk=Chunk.model_validate_json(data), score=-float(rank), query=query)
-            for data, rank in rows
+            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=float(score), query=query)
+            for row, score in zip(rows[best].tolist(), scores[best].tolist(), strict=True)
+            if row in found
         ]
+
+    def _bm25(self, index: VectorIndex, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every held row with any of the index `terms` (ascending) and its score, by FTS5's bm25 formula:
+        sum over terms of idf * f * (k1 + 1) / (f + k1 * (1 - b + b * length / average length)), f being
+        the column-weighted count of the term in the row and idf log((N - n + 0.5) / (n + 0.5)), >= 1e-6."""
+        postings = [self._term_postings(term) for term in terms]
+        total = len(index)
+        idf = [max(math.log((total - len(rows) + 0.5) / (len(rows) + 0.5)), 1e-6) for rows, _ in postings]
+        rows = np.concatenate([rows for rows, _ in postings])
+        counts = np.concatenate([counts for _, counts in postings])
+        idfs = np.repeat(idf, [len(rows) for rows, _ in postings])
+        slots, held = index.slots(rows)  # a row committed since the catch-up waits for the next search
+        rows, counts, idfs, slots = rows[held], counts[held], idfs[held], slots[held]
+        lengths = index.sizes(slots) / index.average_size
+        parts = idfs * counts * (BM25_K1 + 1) / (counts + BM25_K1 * (1 - BM25_B + BM25_B * lengths))
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return unique, np.bincount(inverse, weights=parts, minlength=len(unique))
+
+    def _term_postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding the index `term` (ascending) and its column-weighted count in each; kept until the
+        file changes, the least recently used dropped past `POSTINGS_CACHE` pairs."""
+        found = self._postings.pop(term, None)
+        if found is None:
+            self._vocabulary()
+            # two strings rather than a Python tuple per occurrence: a common term has tens of thousands
+            docs, columns = self._db.execute(
+                "SELECT group_concat(doc, ' '), group_concat(col, ' ') FROM temp.instances WHERE term = ?",
+                (term,),
+            ).fetchone()
+            occurrences = np.array((docs or "").split(), dtype=np.int64)
+            names = np.array((columns or "").split())
+            weights = np.zeros(len(names), dtype=np.float32)
+            for column, weight in BM25_WEIGHTS.items():
+                weights[names == column] = weight
+            rows, inverse = np.unique(occurrences, return_inverse=True)
+            found = rows, np.bincount(inverse, weights=weights, minlength=len(rows)).astype(np.float32)
+            self._posted += len(rows)
+            while self._posted > POSTINGS_CACHE and self._postings:
+                self._posted -= len(self._postings.pop(next(iter(self._postings)))[0])
+        self._postings[term] = found  # most recently used last
+        return found
 
     def vector_search(
         self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None
@@ -418,10 +471,16 @@ class LocalStore:
     def index_terms(self, text: str) -> list[str]:
         """`text` as the keyword index sees it: lower-cased, porter-stemmed terms in order (FTS5's own
         tokenizer, so they compare equal to what `document_frequencies` counts)."""
+        return self._tokenized([text])[0]
+
+    def _tokenized(self, texts: Sequence[str]) -> list[list[str]]:
+        """`index_terms` of each text, in one tokenizer pass."""
+        found: list[list[str]] = [[] for _ in texts]
         with self._lock:
             tokenizer = self._tokenizer()
-            tokenizer.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
-            found = [row[0] for row in tokenizer.execute("SELECT term FROM v ORDER BY offset")]
+            tokenizer.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", enumerate(texts, start=1))
+            for doc, term in tokenizer.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+                found[int(doc) - 1].append(term)
             tokenizer.execute("DELETE FROM t")
         return found
 
@@ -460,9 +519,7 @@ class LocalStore:
             self._sync()
             missing = [term for term in wanted if term not in self._frequencies]
             if missing:
-                self._db.execute(
-                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
-                )
+                self._vocabulary()
                 counts = dict(
                     self._db.execute(
                         "SELECT term, doc FROM temp.vocab WHERE term IN (SELECT value FROM json_each(?))",
@@ -481,27 +538,29 @@ class LocalStore:
             return {}
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         with self._lock:
-            self._db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab (main, chunks_fts, row)"
-            )
+            self._vocabulary()
             rows = self._db.execute(
                 "SELECT term, doc FROM temp.vocab WHERE term >= ? AND term < ? LIMIT ?",
                 (prefix, upper, limit),
             ).fetchall()
         return {term: int(doc) for term, doc in rows}
 
+    def _vocabulary(self) -> None:
+        """FTS5's views of the index's terms: per term (`vocab`) and per occurrence (`instances`)."""
+        for name, kind in (("vocab", "row"), ("instances", "instance")):
+            self._db.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{name} USING fts5vocab (main, chunks_fts, {kind})"
+            )
+
     def _informative_terms(self, query: str) -> list[str]:
-        """The query's terms minus those held by half the chunks or more (unless nothing else is left)."""
-        terms = query_terms(query)
+        """The index terms of the query minus those held by half the chunks or more (unless nothing else
+        is left)."""
+        terms = list(dict.fromkeys(term for found in self._tokenized(query_terms(query)) for term in found))
         if len(terms) < 2:
             return terms
-        stems = {term: self.index_terms(term) for term in terms}
-        frequencies = self.document_frequencies([s for found in stems.values() for s in found])
+        frequencies = self.document_frequencies(terms)
         half = self.count() / 2
-        rare = [
-            term for term, found in stems.items() if any(frequencies[s] < half for s in found) or not found
-        ]
-        return rare or terms
+        return [term for term in terms if frequencies[term] < half] or terms
 
     def _sync(self) -> None:
         """Notice commits (ours or another process's) since the last search: caches are then out of date."""
@@ -510,6 +569,8 @@ class LocalStore:
         if self._changed or version != self._version:
             self._version, self._changed = version, False
             self._frequencies.clear()
+            self._postings.clear()
+            self._posted = 0
             self._count = None
             self._vectors_current = False
 
@@ -520,10 +581,11 @@ class LocalStore:
             return self._vectors
         index = self._vectors
         last = index.last_row
-        self._db.execute("BEGIN")  # one snapshot for the three reads
-        try:
+        with self._reading():  # one snapshot for the three reads
             added = self._db.execute(
-                "SELECT row, groups, vector FROM chunks WHERE row > ? ORDER BY row", (last,)
+                "SELECT row, groups, vector, sz FROM chunks LEFT JOIN chunks_fts_docsize AS d ON d.id = row "
+                "WHERE row > ? ORDER BY row",
+                (last,),
             ).fetchall()
             total = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
             gone = np.empty(0, dtype=np.int64)
@@ -533,16 +595,26 @@ class LocalStore:
                 )
                 live = index.live_rows()
                 gone = live[~np.isin(live, present, assume_unique=True)]
-        finally:
-            self._db.execute("COMMIT")
         index.apply(
             gone=gone,
-            added_rows=[row for row, _, _ in added],
-            added_vectors=[vector for _, _, vector in added],
-            added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _ in added],
+            added_rows=[row for row, _, _, _ in added],
+            added_vectors=[vector for _, _, vector, _ in added],
+            added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _, _ in added],
+            added_sizes=[_token_count(sizes) for _, _, _, sizes in added],
         )
         self._vectors_current = True
         return index
+
+
+def _token_count(sizes: bytes | None) -> int:
+    """Tokens of a row from its FTS5 docsize record: one SQLite varint per column (7 bits a byte, high bit
+    set on all but the last byte of each)."""
+    total = value = 0
+    for byte in sizes or b"":
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            total, value = total + value, 0
+    return total
 
 
 def _split_script(script: str) -> list[str]:

@@ -1,8 +1,9 @@
-"""The in-memory side of the local store: every vector in one float32 matrix, searched exactly.
+"""The in-memory side of the local store: every vector in one float32 matrix, searched exactly, with each
+row's groups and token count (the document length keyword ranking needs).
 
 Exact search is one matrix-vector product (50k x 384 in about 4 ms on one core), so there is no ANN
 index to build or tune. The matrix follows the SQLite file incrementally: store rows are never reused and
-a row's vector and groups never change (a changed chunk is a new row), so catching up means marking
+a row's vector, groups and text never change (a changed chunk is a new row), so catching up means marking
 vanished rows dead and appending rows numbered above the last one seen. Appends go into spare capacity
 and dead rows are only compacted away once they are a quarter of the matrix, so a small change never
 copies the whole matrix.
@@ -19,7 +20,7 @@ GROWTH = 1.25  # capacity growth factor when appending past the end
 
 
 class VectorIndex:
-    """Store row numbers, their unit vectors and their groups (for security trimming)."""
+    """Store row numbers, their unit vectors, groups (for security trimming) and token counts (for bm25)."""
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
@@ -27,6 +28,8 @@ class VectorIndex:
         self._rows = np.empty(0, dtype=np.int64)  # ascending store row numbers
         self._matrix = np.empty((0, dimensions), dtype=np.float32)
         self._live = np.empty(0, dtype=bool)
+        self._sizes = np.empty(0, dtype=np.int64)  # tokens of each row (all columns), as FTS5 counts them
+        self._tokens = 0  # total tokens of the live rows
         self._dead = 0
         self._restricted: dict[int, tuple[str, ...]] = {}  # row -> groups, only live rows that have groups
         self._visible = np.empty(0, dtype=bool)  # live and public
@@ -40,8 +43,24 @@ class VectorIndex:
     def __len__(self) -> int:
         return self._size - self._dead
 
+    @property
+    def average_size(self) -> float:
+        """Mean tokens per live row (bm25's average document length)."""
+        return self._tokens / len(self) if len(self) else 0.0
+
     def live_rows(self) -> np.ndarray:
         return self._rows[: self._size][self._live[: self._size]]
+
+    def slots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Slots of store `rows` and a mask of those held live (a row committed since the last catch-up
+        is not held yet)."""
+        held = self._rows[: self._size]
+        slots = np.minimum(np.searchsorted(held, rows), max(self._size - 1, 0))
+        found = (held[slots] == rows) & self._live[slots] if self._size else np.zeros(len(rows), dtype=bool)
+        return slots, found
+
+    def sizes(self, slots: np.ndarray) -> np.ndarray:
+        return self._sizes[slots]
 
     def apply(
         self,
@@ -49,6 +68,7 @@ class VectorIndex:
         added_rows: Sequence[int],
         added_vectors: Sequence[bytes],
         added_groups: Sequence[tuple[str, ...]],
+        added_sizes: Sequence[int],
     ) -> None:
         """Catch up with the store: `gone` rows were deleted, the `added_*` rows (ascending) are new."""
         if not len(gone) and not added_rows:
@@ -57,10 +77,11 @@ class VectorIndex:
             slots = np.searchsorted(self._rows[: self._size], gone)
             self._live[slots] = False
             self._dead += len(slots)
+            self._tokens -= int(self._sizes[slots].sum())
             for row in gone.tolist():
                 self._restricted.pop(row, None)
         if added_rows:
-            self._append(added_rows, added_vectors)
+            self._append(added_rows, added_vectors, added_sizes)
             for row, groups in zip(added_rows, added_groups, strict=True):
                 if groups:
                     self._restricted[row] = groups
@@ -68,23 +89,27 @@ class VectorIndex:
             self._compact()
         self._index_groups()
 
-    def _append(self, rows: Sequence[int], vectors: Sequence[bytes]) -> None:
+    def _append(self, rows: Sequence[int], vectors: Sequence[bytes], sizes: Sequence[int]) -> None:
         needed = self._size + len(rows)
         if needed > len(self._rows):
             capacity = max(int(needed * GROWTH), 1024)  # spare room: the next appends copy no old rows
             self._rows = _resized(self._rows, capacity)
             self._matrix = _resized(self._matrix, capacity)
             self._live = _resized(self._live, capacity)
+            self._sizes = _resized(self._sizes, capacity)
         fresh = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(rows), self.dimensions)
         self._rows[self._size : needed] = rows
         self._matrix[self._size : needed] = fresh
         self._live[self._size : needed] = True
+        self._sizes[self._size : needed] = sizes
+        self._tokens += int(np.sum(sizes))
         self._size = needed
 
     def _compact(self) -> None:
         keep = self._live[: self._size]
         self._rows = self._rows[: self._size][keep].copy()
         self._matrix = self._matrix[: self._size][keep].copy()
+        self._sizes = self._sizes[: self._size][keep].copy()
         self._size = len(self._rows)
         self._live = np.ones(self._size, dtype=bool)
         self._dead = 0

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from rag.documents import Chunk
 from rag.errors import ConfigError
-from rag.local.store import FileChange, LocalStore, StoreMismatchError, fts_query
+from rag.local.store import BM25_WEIGHTS, FileChange, LocalStore, StoreMismatchError
 
 DIMS = 8
 PASSAGES = {
@@ -230,8 +230,6 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=200))
 def test_any_text_is_a_safe_query(filled: LocalStore, text: str) -> None:
-    query = fts_query(text)
-    assert query.count('"') % 2 == 0
     hits = filled.keyword_search(text, 3)
     assert len(hits) <= 3
     assert all(h.score >= 0 for h in hits)
@@ -275,6 +273,53 @@ def test_any_mix_of_fts_operators_is_a_safe_query(filled: LocalStore, parts: lis
         if words & set(re.findall(r"\w+", f"{key} {text}".lower()))
     }
     assert set(ids(hits)) == expected
+
+
+RARE_WORDS = [
+    "password",
+    "forgotten",
+    "printer",
+    "jams",
+    "paper",
+    "vpn",
+    "error",
+    "809",
+    "0x80070005",
+    "portal",
+]
+RARE_WORDS += ["laptops", "hour", "phone", "access", "firewall", "denied", "leave", "weeks", "floor", "share"]
+
+
+@pytest.fixture(scope="module")
+def ranked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
+    """The passages twice, once under headings naming other passages' topics (so all columns count)."""
+    with LocalStore(tmp_path_factory.mktemp("bm25") / "i.sqlite", dimensions=DIMS, embedder_name="t") as s:
+        fill(s, list(PASSAGES))
+        keys = list(PASSAGES)
+        chunks = [
+            chunk(key, i, filepath="faq.md").model_copy(update={"heading_path": ["FAQ", keys[i - 1]]})
+            for i, key in enumerate(keys)
+        ]
+        s.replace_file("faq.md", chunks, vectors_for(chunks))
+        yield s
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(RARE_WORDS), min_size=1, max_size=6, unique=True))
+def test_keyword_scores_are_fts5_bm25(ranked: LocalStore, words: list[str]) -> None:
+    """The in-memory ranking gives FTS5's own bm25() with the column weights, to rounding."""
+    hits = ranked.keyword_search(" ".join(words), 20)
+    weights = ", ".join(str(w) for w in BM25_WEIGHTS.values())
+    expected = ranked._db.execute(
+        f"SELECT chunks.id, -bm25(chunks_fts, {weights}) FROM chunks_fts "
+        "JOIN chunks ON row = chunks_fts.rowid "
+        "WHERE chunks_fts MATCH ? ORDER BY rank",
+        (" OR ".join(f'"{w}"' for w in words),),
+    ).fetchall()
+    assert sorted(ids(hits)) == sorted(row[0] for row in expected)
+    found = {hit.chunk.id: hit.score for hit in hits}
+    assert all(np.isclose(found[key], score, rtol=1e-9) for key, score in expected)
+    assert [hit.score for hit in hits] == sorted(found.values(), reverse=True)
 
 
 def test_vector_search_orders_by_cosine(store: LocalStore) -> None:

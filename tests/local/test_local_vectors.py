@@ -26,6 +26,7 @@ operations = st.lists(
 def test_the_index_matches_a_plain_model(ops: list[tuple], user_groups: list[str], top: int) -> None:
     index = VectorIndex(DIMS)
     model: dict[int, tuple[np.ndarray, tuple[str, ...]]] = {}
+    lengths: dict[int, int] = {}  # row -> token count
     next_row = 1
     for kind, amount, seed in ops:
         rng = np.random.default_rng([seed, next_row])  # distinct vectors: no ties
@@ -35,16 +36,23 @@ def test_the_index_matches_a_plain_model(ops: list[tuple], user_groups: list[str
             vectors = rng.standard_normal((amount, DIMS)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             groups = [tuple(g for g in GROUPS if rng.random() < 0.2) for _ in rows]
-            index.apply(np.empty(0, dtype=np.int64), rows, [v.tobytes() for v in vectors], groups)
+            sizes = rng.integers(1, 500, amount).tolist()
+            index.apply(np.empty(0, dtype=np.int64), rows, [v.tobytes() for v in vectors], groups, sizes)
             model.update({row: (v, g) for row, v, g in zip(rows, vectors, groups, strict=True)})
+            lengths.update(zip(rows, sizes, strict=True))
         else:
             live = sorted(model)
             gone = [row for row in live if rng.random() < amount]
-            index.apply(np.array(gone, dtype=np.int64), [], [], [])
+            index.apply(np.array(gone, dtype=np.int64), [], [], [], [])
             for row in gone:
-                del model[row]
+                del model[row], lengths[row]
         assert len(index) == len(model)
         assert sorted(index.live_rows().tolist()) == sorted(model)
+        assert np.isclose(index.average_size, sum(lengths.values()) / len(lengths) if lengths else 0.0)
+        probe = np.arange(next_row + 2, dtype=np.int64)  # every row ever added, and some never
+        slots, held = index.slots(probe)
+        assert probe[held].tolist() == sorted(model)
+        assert index.sizes(slots[held]).tolist() == [lengths[row] for row in sorted(model)]
 
     query = np.random.default_rng(0).standard_normal(DIMS).astype(np.float32)
     query /= np.linalg.norm(query)
