@@ -119,7 +119,9 @@ def timed(actions: Sequence[Callable[[], object]]) -> tuple[float, float]:
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(0.95 * len(samples)))]
 
 
-def latency(figure: str, measured: tuple[float, float], baseline: str, base: tuple[float, float]) -> Row:
+def latency(
+    figure: str, measured: tuple[float, float], baseline: str, base: tuple[float, float], note: str = ""
+) -> Row:
     return Row(
         bench=BENCH,
         figure=figure,
@@ -128,7 +130,7 @@ def latency(figure: str, measured: tuple[float, float], baseline: str, base: tup
         baseline=f"{baseline} p50",
         baseline_value=base[0],
         higher_is_better=False,
-        note=f"p95 {measured[1]:.2f} ms (baseline {base[1]:.2f})",
+        note=f"p95 {measured[1]:.2f} ms (baseline {base[1]:.2f}){note}",
     )
 
 
@@ -182,12 +184,12 @@ def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
                     ]
                 )
                 loop.run_until_complete(retriever.retrieve(texts[0], top=TOP))  # opens the file
-                full = timed(
-                    [
-                        lambda q=q: loop.run_until_complete(retriever.retrieve(q, top=TOP, groups=["sales"]))
-                        for q in texts
-                    ]
-                )
+                questions = [
+                    lambda q=q: loop.run_until_complete(retriever.retrieve(q, top=TOP, groups=["sales"]))
+                    for q in texts
+                ]
+                full = timed(questions)  # the retriever's own store reads each term's postings on first use
+                again = timed(questions)  # ... and keeps them until the file changes
                 rows += [
                     latency(f"keyword search, {label}", keyword, "FTS5 ranking it", bare_fts),
                     latency(f"vector search, {label}", vector, "bare numpy matmul", bare_numpy),
@@ -195,7 +197,11 @@ def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
                         f"keyword + vector, trimmed, {label}", both, "sum of bare", _sum(bare_fts, bare_numpy)
                     ),
                     latency(
-                        f"full retriever query, no embedding, {label}", full, "FTS5 ranking alone", bare_fts
+                        f"full retriever query, no embedding, {label}",
+                        full,
+                        "FTS5 ranking alone",
+                        bare_fts,
+                        f"; asked again: p50 {again[0]:.2f} ms",
                     ),
                     Row(
                         bench=BENCH,

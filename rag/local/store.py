@@ -9,14 +9,15 @@ while `ragbot index` rewrites the store from another process, or even deletes an
 Keyword ranking is FTS5's bm25 computed in memory: FTS5 itself scores every row holding any OR-ed term
 (tens of ms at 50k chunks), while the postings of a query's terms, read once from FTS5's vocabulary
 (`fts5vocab`, so tokenisation and counts are FTS5's own) and kept until the file changes, rank in a few
-numpy passes. Document lengths come from FTS5's docsize table and follow the file with the vectors.
+numpy passes (at most `POSTINGS_CACHE` pairs are kept, about 32 MB). Document lengths come from FTS5's
+docsize table and follow the file with the vectors; a keyword search reads one snapshot of the file.
 
 Concurrency: WAL mode and a busy timeout let one writer process and any number of reader processes share
 the file; every write is one transaction. Within a process one `LocalStore` may be shared by threads (a
 lock serialises its use) and by an asyncio loop. Searches are synchronous and take a few ms at 50k chunks
-(see `bench/local_retrieval.py`); the first keyword search after the file changed reads its terms' postings
-again (a term held by most chunks costs tens of ms), so async code with a large index may call them through
-`asyncio.to_thread` (sqlite3 and numpy release the GIL while they work).
+(see `bench/local_retrieval.py`); a term's first keyword search after the file changed reads its postings
+(about 0.3 us per occurrence: ~10 ms for a term in a third of 50k chunks), so async code with a large
+index may call them through `asyncio.to_thread` (sqlite3 and numpy release the GIL while they work).
 
 Scores: `keyword_search` returns what `-bm25()` would (>= 0, higher is better, unbounded: it grows with term
 rarity and the number of matched terms); `vector_search` returns the cosine similarity (-1..1, higher is
@@ -48,9 +49,12 @@ SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
 MAX_QUERY_TERMS = 64  # bounds the cost of a pasted wall of text; the first terms carry the question
 FREQUENCY_CACHE = 50_000  # document frequencies remembered between searches (cleared when the file changes)
-POSTINGS_CACHE = 4_000_000  # (row, count) pairs kept between searches, 12 bytes each
+POSTINGS_CACHE = 4_000_000  # (slot, count) pairs kept between searches, 8 bytes each
 # bm25 column weights for (title, headings, content): a hit in a title says more than one in a body.
 BM25_WEIGHTS = {"title": 2.0, "headings": 1.5, "content": 1.0}
+_COLUMN_NUMBER = (
+    f"CASE col {' '.join(f'WHEN {name!r} THEN {n}' for n, name in enumerate(BM25_WEIGHTS, 1))} END"
+)
 BM25_K1 = 1.2  # FTS5's bm25() constants
 BM25_B = 0.75
 
@@ -383,63 +387,61 @@ class LocalStore:
             terms = self._informative_terms(query)
             if not terms or not len(index):
                 return []
-            rows, scores = self._bm25(index, terms)
-            slots, _ = index.slots(rows)
+            slots, scores = self._bm25(index, terms)
             allowed = index.allowed(groups)[slots]
-            rows, scores = rows[allowed], scores[allowed]
-            k = min(top, len(rows))
+            slots, scores = slots[allowed], scores[allowed]
+            k = min(top, len(slots))
             if not k:
                 return []
             best = np.argpartition(-scores, k - 1)[:k]
-            best = best[np.lexsort((rows[best], -scores[best]))]  # a tie goes to the older row
+            best = best[np.lexsort((slots[best], -scores[best]))]  # a tie goes to the older row
+            rows, scores = index.rows(slots[best]).tolist(), scores[best].tolist()
             found = dict(
                 self._db.execute(
                     "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
-                    (json.dumps(rows[best].tolist()),),
+                    (json.dumps(rows),),
                 ).fetchall()
             )
-        # a row may be gone if another process committed after the refresh: it is skipped
-        return [
-            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=float(score), query=query)
-            for row, score in zip(rows[best].tolist(), scores[best].tolist(), strict=True)
+        return [  # all rows are found (one snapshot); the check only keeps a surprise from being a crash
+            ScoredChunk(chunk=Chunk.model_validate_json(found[row]), score=score, query=query)
+            for row, score in zip(rows, scores, strict=True)
             if row in found
         ]
 
     def _bm25(self, index: VectorIndex, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Every held row with any of the index `terms` (ascending) and its score, by FTS5's bm25 formula:
+        """Slots of the rows with any of the index `terms` (ascending) and their scores, by FTS5's bm25:
         sum over terms of idf * f * (k1 + 1) / (f + k1 * (1 - b + b * length / average length)), f being
         the column-weighted count of the term in the row and idf log((N - n + 0.5) / (n + 0.5)), >= 1e-6."""
-        postings = [self._term_postings(term) for term in terms]
+        postings = [self._term_postings(index, term) for term in terms]
         total = len(index)
-        idf = [max(math.log((total - len(rows) + 0.5) / (len(rows) + 0.5)), 1e-6) for rows, _ in postings]
-        rows = np.concatenate([rows for rows, _ in postings])
+        idf = [max(math.log((total - len(slots) + 0.5) / (len(slots) + 0.5)), 1e-6) for slots, _ in postings]
+        slots = np.concatenate([slots for slots, _ in postings])
         counts = np.concatenate([counts for _, counts in postings])
-        idfs = np.repeat(idf, [len(rows) for rows, _ in postings])
-        slots, held = index.slots(rows)  # a row committed since the catch-up waits for the next search
-        rows, counts, idfs, slots = rows[held], counts[held], idfs[held], slots[held]
+        idfs = np.repeat(idf, [len(slots) for slots, _ in postings])
         lengths = index.sizes(slots) / index.average_size
         parts = idfs * counts * (BM25_K1 + 1) / (counts + BM25_K1 * (1 - BM25_B + BM25_B * lengths))
-        unique, inverse = np.unique(rows, return_inverse=True)
+        unique, inverse = np.unique(slots, return_inverse=True)
         return unique, np.bincount(inverse, weights=parts, minlength=len(unique))
 
-    def _term_postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows holding the index `term` (ascending) and its column-weighted count in each; kept until the
-        file changes, the least recently used dropped past `POSTINGS_CACHE` pairs."""
+    def _term_postings(self, index: VectorIndex, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Slots in `index` of the rows holding the index `term` (ascending) and its column-weighted count
+        in each. Read in the snapshot `index` was caught up to and kept until the file changes (slots stay
+        valid as long), the least recently used dropped past `POSTINGS_CACHE` pairs."""
         found = self._postings.pop(term, None)
         if found is None:
             self._vocabulary()
-            # two strings rather than a Python tuple per occurrence: a common term has tens of thousands
-            docs, columns = self._db.execute(
-                "SELECT group_concat(doc, ' '), group_concat(col, ' ') FROM temp.instances WHERE term = ?",
+            # one string of row * 4 + column number rather than a Python tuple per occurrence: a common term
+            # occurs tens of thousands of times
+            (codes,) = self._db.execute(
+                f"SELECT group_concat(doc * 4 + {_COLUMN_NUMBER}, ' ') FROM temp.instances WHERE term = ?",
                 (term,),
             ).fetchone()
-            occurrences = np.array((docs or "").split(), dtype=np.int64)
-            names = np.array((columns or "").split())
-            weights = np.zeros(len(names), dtype=np.float32)
-            for column, weight in BM25_WEIGHTS.items():
-                weights[names == column] = weight
-            rows, inverse = np.unique(occurrences, return_inverse=True)
-            found = rows, np.bincount(inverse, weights=weights, minlength=len(rows)).astype(np.float32)
+            occurrences = np.fromstring(codes or "", dtype=np.int64, sep=" ")
+            weights = np.array([0.0, *BM25_WEIGHTS.values()])[occurrences & 3]
+            rows, inverse = np.unique(occurrences >> 2, return_inverse=True)
+            counts = np.bincount(inverse, weights=weights, minlength=len(rows)).astype(np.float32)
+            slots, held = index.slots(rows)  # all of them, as the index was read in the same snapshot
+            found = slots[held].astype(np.int32), counts[held]
             self._posted += len(rows)
             while self._posted > POSTINGS_CACHE and self._postings:
                 self._posted -= len(self._postings.pop(next(iter(self._postings)))[0])
