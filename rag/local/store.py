@@ -442,7 +442,7 @@ class LocalStore:
             counts = np.bincount(inverse, weights=weights, minlength=len(rows)).astype(np.float32)
             slots, held = index.slots(rows)  # all of them, as the index was read in the same snapshot
             found = slots[held].astype(np.int32), counts[held]
-            self._posted += len(rows)
+            self._posted += len(found[0])
             while self._posted > POSTINGS_CACHE and self._postings:
                 self._posted -= len(self._postings.pop(next(iter(self._postings)))[0])
         self._postings[term] = found  # most recently used last

@@ -62,6 +62,9 @@ class VectorIndex:
     def sizes(self, slots: np.ndarray) -> np.ndarray:
         return self._sizes[slots]
 
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        return self._rows[slots]
+
     def apply(
         self,
         gone: np.ndarray,
@@ -134,13 +137,6 @@ class VectorIndex:
             if found is not None:
                 mask[found] = True
         return mask
-
-    def hidden_rows(self, groups: Sequence[str]) -> list[int]:
-        """Live store rows a user in `groups` may not see (usually few: only restricted rows qualify)."""
-        if not self._restricted:
-            return []
-        live = self._live[: self._size]
-        return self._rows[: self._size][live & ~self.allowed(groups)].tolist()
 
     def search(self, query: np.ndarray, top: int, groups: Sequence[str] | None) -> list[tuple[int, float]]:
         """(row, cosine) of the `top` nearest allowed rows, best first; `query` must be a unit vector."""

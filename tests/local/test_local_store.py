@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -309,17 +311,40 @@ def ranked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
 def test_keyword_scores_are_fts5_bm25(ranked: LocalStore, words: list[str]) -> None:
     """The in-memory ranking gives FTS5's own bm25() with the column weights, to rounding."""
     hits = ranked.keyword_search(" ".join(words), 20)
-    weights = ", ".join(str(w) for w in BM25_WEIGHTS.values())
-    expected = ranked._db.execute(
-        f"SELECT chunks.id, -bm25(chunks_fts, {weights}) FROM chunks_fts "
-        "JOIN chunks ON row = chunks_fts.rowid "
-        "WHERE chunks_fts MATCH ? ORDER BY rank",
-        (" OR ".join(f'"{w}"' for w in words),),
-    ).fetchall()
-    assert sorted(ids(hits)) == sorted(row[0] for row in expected)
+    expected = fts5_bm25(ranked.path, words)
     found = {hit.chunk.id: hit.score for hit in hits}
-    assert all(np.isclose(found[key], score, rtol=1e-9) for key, score in expected)
+    assert found.keys() == expected.keys()
+    assert all(np.isclose(found[key], score, rtol=1e-9) for key, score in expected.items())
     assert [hit.score for hit in hits] == sorted(found.values(), reverse=True)
+
+
+def fts5_bm25(path: Path, words: list[str]) -> dict[str, float]:
+    """chunk id -> -bm25() as FTS5 itself ranks the OR of `words` (the reference for the in-memory one)."""
+    weights = ", ".join(str(w) for w in BM25_WEIGHTS.values())
+    with closing(sqlite3.connect(path)) as db:
+        return dict(
+            db.execute(
+                f"SELECT chunks.id, -bm25(chunks_fts, {weights}) FROM chunks_fts "
+                "JOIN chunks ON row = chunks_fts.rowid WHERE chunks_fts MATCH ?",
+                (" OR ".join(f'"{w}"' for w in words),),
+            ).fetchall()
+        )
+
+
+def test_keyword_scores_follow_other_writers(tmp_path: Path) -> None:
+    """Cached postings and lengths are dropped when another connection commits: scores stay FTS5's."""
+    path = tmp_path / "i.sqlite"
+    with LocalStore(path, dimensions=DIMS) as reader, LocalStore(path, dimensions=DIMS) as writer:
+        fill(writer, ["printer", "vpn", "access", "laptop"])
+        words = ["printer", "paper", "firewall"]  # each in under half the chunks: none left out
+        assert {h.chunk.id: h.score for h in reader.keyword_search(" ".join(words), 10)} == pytest.approx(
+            fts5_bm25(path, words)
+        )
+        fill(writer, ["printer", "vpn"], filepath="more.md")  # new rows: counts and lengths change
+        writer.delete_file("kb.md")  # vanished rows
+        found = {h.chunk.id: h.score for h in reader.keyword_search(" ".join(words), 10)}
+        assert set(found) == {"more.md#printer", "more.md#vpn"}
+        assert found == pytest.approx(fts5_bm25(path, words))
 
 
 def test_vector_search_orders_by_cosine(store: LocalStore) -> None:

@@ -67,4 +67,6 @@ def test_the_index_matches_a_plain_model(ops: list[tuple], user_groups: list[str
         assert [row for row, _ in found] == expected
         assert np.allclose([score for _, score in found], [visible[row] for row in expected], atol=1e-5)
     hidden = {row for row, (_, g) in model.items() if g and not set(g) & set(user_groups)}
-    assert set(index.hidden_rows(user_groups)) == hidden
+    live = np.array(sorted(model), dtype=np.int64)
+    slots, _ = index.slots(live)
+    assert set(live[~index.allowed(user_groups)[slots]].tolist()) == hidden
