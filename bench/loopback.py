@@ -29,24 +29,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class FakeConnector:
-    """Plays the channel's Bot Connector: accepts every reply, remembers it, and wakes up waiters."""
+class LoopbackServer:
+    """An aiohttp app on a free loopback port; subclasses add their routes in `routes`."""
+
+    max_body = 1024**2
 
     def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self._changed = asyncio.Event()
         self.url = ""
         self._runner: web.AppRunner | None = None
 
-    async def _activity(self, request: web.Request) -> web.Response:
-        self.received.append(await request.json())
-        self._changed.set()
-        return web.json_response({"id": f"reply-{len(self.received)}"})
+    def routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
-        app.router.add_post("/v3/conversations/{conversation}/activities", self._activity)
-        app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._activity)
+        app = web.Application(client_max_size=self.max_body)
+        self.routes(app.router)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         port = free_port()
@@ -56,6 +53,26 @@ class FakeConnector:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class FakeConnector(LoopbackServer):
+    """Plays the channel's Bot Connector: accepts every reply, remembers it, and wakes up waiters."""
+
+    max_body = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    async def _activity(self, request: web.Request) -> web.Response:
+        self.received.append(await request.json())
+        self._changed.set()
+        return web.json_response({"id": f"reply-{len(self.received)}"})
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v3/conversations/{conversation}/activities", self._activity)
+        router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._activity)
 
     def messages(self) -> list[dict[str, Any]]:
         """Final replies (type `message`), not typing indicators or stream updates."""

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.loopback import HOST, free_port, ragbot_serve
+from bench.loopback import LoopbackServer, ragbot_serve
 from bench.rows import Row, render
 
 BENCH = "streaming"
@@ -47,13 +47,12 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-class FakeUpstream:
+class FakeUpstream(LoopbackServer):
     """Azure OpenAI On Your Data, streaming: context first, a pause, then paced tokens; records t0."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.first_token_at: list[float] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -72,18 +71,8 @@ class FakeUpstream:
         await response.write_eof()
         return response
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._completions)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, HOST, port).start()
-        self.url = f"http://{HOST}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/openai/deployments/{deployment}/chat/completions", self._completions)
 
 
 async def direct_latencies(upstream: FakeUpstream, turns: int) -> list[float]:
