@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
 from typing import Any
 
 from aiohttp import web
@@ -58,6 +59,26 @@ async def _warm_up(app: web.Application) -> None:
     await asyncio.to_thread(tokenizer)
 
 
+async def _readiness(app: web.Application) -> AsyncIterator[None]:
+    """Check the answer backend in the background at start-up: the log tells the operator at once
+    whether it can answer, and a backend that loads its index or model on `ready()` does so now rather
+    than during the first user's turn."""
+    answerer = app[ANSWERER]
+
+    async def report() -> None:
+        reason = await answerer.ready()
+        if reason:
+            log.warning("answer backend %s is not ready: %s", answerer.name, reason)
+        else:
+            log.info("answer backend %s is ready", answerer.name)
+
+    task = asyncio.create_task(report())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     settings: BotSettings,
     answerer: Answerer,
@@ -81,6 +102,7 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     add_webchat_routes(app, settings)
     app.on_startup.append(_warm_up)
+    app.cleanup_ctx.append(_readiness)
 
     async def close(app: web.Application) -> None:
         await adapter.close()

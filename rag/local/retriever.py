@@ -66,6 +66,7 @@ class LocalRetriever:
         self.keyword_weight = keyword_weight
         self._store: LocalStore | None = None
         self._lock = asyncio.Lock()
+        self._warm = False
 
     def _problem(self) -> str | None:
         if not self.path.is_file():
@@ -93,7 +94,16 @@ class LocalRetriever:
             return str(exc)
         if count == 0:
             return f"the local index {self.path} is empty: {BUILD_HINT}"
+        if not self._warm:
+            await self._warm_up(await self.store())
         return None
+
+    async def _warm_up(self, store: LocalStore) -> None:
+        """Load the embedding model and the store's vectors once (about 0.3 s + 0.7 s at 50k chunks),
+        so that `ready()` means the index is loaded and the first question does not pay for it."""
+        vector = (await self.embedder.embed(["warm up"]))[0]
+        await asyncio.to_thread(store.vector_search, vector, 1)
+        self._warm = True
 
     async def retrieve(
         self, query: str, *, top: int, groups: Sequence[str] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -99,6 +100,18 @@ async def test_health_probes(make_bot: MakeBot) -> None:
     assert response.status == 503 and (await response.json())["reason"] == "index not built"
     bot.answerer.not_ready = None
     assert (await bot.client.get("/readyz")).status == 200
+
+
+async def test_start_up_says_whether_the_backend_can_answer(
+    make_bot: MakeBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.app")
+    await make_bot(FakeAnswerer(not_ready="index not built"))
+    for _ in range(100):
+        if "not ready" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "answer backend fake is not ready: index not built" in caplog.text
 
 
 # --- inbound auth ----------------------------------------------------------------------------

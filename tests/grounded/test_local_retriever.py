@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from grounded_fakes import chunk
 
@@ -54,6 +56,30 @@ async def test_ready_explains_a_missing_or_empty_index(tmp_path: Path, embedder:
     reason = await empty.ready()
     assert reason and "is empty" in reason
     await empty.aclose()
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed."""
+
+    def __init__(self, model: LocalEmbedder) -> None:
+        self.model, self.name, self.dimensions = model, model.name, model.dimensions
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return await self.model.embed(texts)
+
+
+async def test_ready_loads_the_model_and_vectors_once(index: Path, embedder: LocalEmbedder) -> None:
+    counting = CountingEmbedder(embedder)
+    retriever = LocalRetriever(index, counting)
+    assert await retriever.ready() is None
+    assert len(counting.texts) == 1  # the warm-up query ran before any question
+    assert await retriever.ready() is None
+    assert len(counting.texts) == 1  # and only once
+    await retriever.retrieve("vpn on a mac", top=3)
+    assert len(counting.texts) == 2
+    await retriever.aclose()
 
 
 async def test_hybrid_finds_the_right_article_and_orders_by_relevance(
