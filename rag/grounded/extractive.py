@@ -41,10 +41,15 @@ SECTION_MATCH = 0.4
 """When the best unit's heading alone covers this share of the question, the section is the answer."""
 _META = re.compile(
     r"^(?:(?:this|these) (?:article|page|guide|section|checklist|document)s?\b"
-    r"|welcome\b|see |for (?:more|details)\b|managers:|.*\bsee \[)",
+    r"|welcome\b|see |for (?:more|details)\b|managers:)",
     re.IGNORECASE,
 )
-"""Sentences that introduce or point elsewhere rather than answer."""
+"""Sentences that introduce rather than answer."""
+_POINTER = re.compile(r"\bsee \[[^\]]*\](?:\([^)]*\))?", re.IGNORECASE)
+POINTER_REST_WORDS = 6
+"""A sentence with a "see [link]" pointer answers only if this many content words remain without it:
+"For time off when unwell, see [Sick leave]" points elsewhere; "You get 25 days of annual leave per
+year, plus public holidays (see [Public holidays])" answers."""
 CODE_MISSING = 0.2
 """Score kept by a unit that lacks every code or number the question names (error 691, P60, 0x800...)."""
 EMBEDDED_UNITS = 6
@@ -57,7 +62,8 @@ RANK_PENALTY = 0.06
 MAX_LIST_ITEMS = 8
 EMBEDDING_CACHE = 4096
 
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$|^\d+(?:\.\d+)+\s+([A-Z][^.!?:]{0,60})$")
+"""A Markdown heading, or a numbered section title as PDF text carries it ("3.4 Mileage")."""
 _ITEM = re.compile(r"^\s*(?:([-*+•])|(\d{1,2})[.)])\s+(?:\[[ xX]\]\s+)?(.*)$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”)]?\s+(?=[A-Z0-9*\"“(\[])")
@@ -91,6 +97,15 @@ def terms(text: str) -> list[str]:
     return [_stem(w) for w in content_words(text)]
 
 
+def points_elsewhere(text: str) -> bool:
+    """An introduction, or a pointer to another page, rather than an answer."""
+    if _META.match(text):
+        return True
+    if _POINTER.search(text):
+        return len(content_words(_POINTER.sub(" ", text))) < POINTER_REST_WORDS
+    return False
+
+
 def split_units(doc: int, content: str) -> list[Unit]:
     """The document's sentences, list items and table rows, in order; headings are dropped."""
     units: list[Unit] = []
@@ -118,7 +133,7 @@ def split_units(doc: int, content: str) -> list[Unit]:
         if not line or title:
             flush()
             previous_kind = ""
-            heading = title.group(1).strip() if title else heading
+            heading = (title.group(1) or title.group(2)).strip() if title else heading
             continue
         if item:
             flush()
@@ -174,7 +189,7 @@ class ExtractiveGenerator:
     ) -> list[Unit]:
         """The units the answer is made of, in reading order."""
         units = [u for number, doc in enumerate(documents, start=1) for u in split_units(number, doc.content)]
-        units = [u for u in units if not _META.match(u.text)] or units
+        units = [u for u in units if not points_elsewhere(u.text)] or units
         if not units:
             return []
         asked = " ".join([question, *queries])
