@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from rag.contract import DOC_MARKER, REFUSAL, AnswerBuilder, Citation
-from rag.grounded.extractive import ExtractiveGenerator, split_units
+from rag.grounded.extractive import ExtractiveGenerator, points_elsewhere, split_units
 
 VPN_ERRORS = """## Error 809
 
@@ -138,3 +138,35 @@ def test_units_keep_headings_lists_and_tables() -> None:
         ("item", "Sizes", "first bullet item here"),
         ("row", "Holidays", "1 January 2025: Wednesday, New Year's Day"),
     ]
+
+
+def test_numbered_pdf_section_titles_are_headings_not_answers() -> None:
+    content = (
+        "3.3 International per diem\nOn the day you return home, 75% of the rate applies.\n3.4 Mileage\n"
+    )
+    units = split_units(1, content)
+    assert [(u.heading, u.text) for u in units] == [
+        ("International per diem", "On the day you return home, 75% of the rate applies.")
+    ]
+
+
+def test_a_pointer_sentence_is_left_out_but_an_answer_with_a_pointer_is_kept() -> None:
+    assert points_elsewhere("For time off when you are unwell, see [Sick leave](https://kb.example/sick).")
+    assert points_elsewhere("This article covers paid holiday.")
+    assert not points_elsewhere(
+        "Full-time employees get 25 days of annual leave per holiday year, plus public holidays "
+        "(see [Public holidays 2025](https://kb.example/holidays))."
+    )
+
+
+async def test_the_entitlement_sentence_answers_despite_its_link() -> None:
+    answer = await run(
+        "How many days of annual leave do I get?",
+        docs(
+            "## Entitlement\n\n- Full-time employees get **25 days** of annual leave per holiday year, "
+            "**plus** public holidays (see [Public holidays 2025](https://kb.example/holidays)).\n"
+            "- Part-time employees get a pro-rata entitlement.\n",
+            "## Cancelling\n\nIf you cancel, the annual leave days are returned to your balance.\n",
+        ),
+    )
+    assert "25 days" in plain(answer[0])
