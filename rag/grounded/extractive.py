@@ -46,6 +46,7 @@ _META = re.compile(
 )
 """Sentences that introduce rather than answer."""
 _POINTER = re.compile(r"\bsee \[[^\]]*\](?:\([^)]*\))?", re.IGNORECASE)
+_LINK_ONLY = re.compile(r"^\[[^\]]*\]\([^)]*\)[.:]?$")
 POINTER_REST_WORDS = 6
 """A sentence with a "see [link]" pointer answers only if this many content words remain without it:
 "For time off when unwell, see [Sick leave]" points elsewhere; "You get 25 days of annual leave per
@@ -99,7 +100,7 @@ def terms(text: str) -> list[str]:
 
 def points_elsewhere(text: str) -> bool:
     """An introduction, or a pointer to another page, rather than an answer."""
-    if _META.match(text):
+    if _META.match(text) or _LINK_ONLY.match(text):
         return True
     if _POINTER.search(text):
         return len(content_words(_POINTER.sub(" ", text))) < POINTER_REST_WORDS

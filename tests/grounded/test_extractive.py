@@ -153,6 +153,7 @@ def test_numbered_pdf_section_titles_are_headings_not_answers() -> None:
 def test_a_pointer_sentence_is_left_out_but_an_answer_with_a_pointer_is_kept() -> None:
     assert points_elsewhere("For time off when you are unwell, see [Sick leave](https://kb.example/sick).")
     assert points_elsewhere("This article covers paid holiday.")
+    assert points_elsewhere("[Lost or stolen phone: regain MFA access](https://kb.example/mfa-lost-phone)")
     assert not points_elsewhere(
         "Full-time employees get 25 days of annual leave per holiday year, plus public holidays "
         "(see [Public holidays 2025](https://kb.example/holidays))."
