@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.commandline import run_ragbot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,15 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def ragbot(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RAGBOT_", "Microsoft"))}
-    return subprocess.run(
-        [sys.executable, "-m", "ragbot", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd or ROOT,
-        timeout=120,
-    )
+    return run_ragbot(*args, env=env, cwd=cwd or ROOT)
 
 
 def test_help_lists_every_command() -> None:

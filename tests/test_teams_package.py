@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -25,6 +24,7 @@ from bot.teams_package import (
     template_dir,
 )
 from rag.errors import ConfigError
+from tests.commandline import run_ragbot
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_ID = "8C9F1A2B-1234-4abc-8def-0123456789AB"
@@ -182,35 +182,23 @@ def test_schema_copy_matches_its_recorded_provenance() -> None:
     assert template_dir() == ROOT / "manifests" / "teams"
 
 
-def ragbot(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RAGBOT_", "Microsoft"))}
-    return subprocess.run(
-        [sys.executable, "-m", "ragbot", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **env},
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def test_command_line_writes_the_zip_and_names_missing_settings(tmp_path: Path) -> None:
     env = {
         "MicrosoftAppId": BOT_ID,
         "RAGBOT_PUBLIC_HOSTNAME": "bot.contoso.com",
         "RAGBOT_APP_NAME": "IT Desk",
     }
-    done = ragbot("teams-package", "--version", "2.0.1", env=env, cwd=tmp_path)
+    done = run_ragbot("teams-package", "--version", "2.0.1", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with zipfile.ZipFile(tmp_path / "build" / "appPackage.zip") as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert (manifest["name"]["short"], manifest["version"]) == ("IT Desk", "2.0.1")
     assert "bot.contoso.com" in done.stdout
 
-    missing = ragbot(
+    missing = run_ragbot(
         "teams-package", "--out", "x.zip", env={"RAGBOT_PUBLIC_HOSTNAME": "bot.contoso.com"}, cwd=tmp_path
     )
     assert missing.returncode == 2
     assert "MicrosoftAppId is not set" in missing.stderr and not (tmp_path / "x.zip").exists()
-    no_host = ragbot("teams-package", "--out", "x.zip", env={"MicrosoftAppId": BOT_ID}, cwd=tmp_path)
+    no_host = run_ragbot("teams-package", "--out", "x.zip", env={"MicrosoftAppId": BOT_ID}, cwd=tmp_path)
     assert no_host.returncode == 2 and "RAGBOT_PUBLIC_HOSTNAME is not set" in no_host.stderr

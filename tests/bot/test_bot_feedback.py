@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from bot.storage import STATE_FILE
 from ragbot.commands.feedback import load
 from tests.bot.conftest import MakeBot
 from tests.bot.fakes import activity
+from tests.commandline import run_ragbot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,16 +33,7 @@ def submit(service_url: str, reply_to: str | None, reaction: str, text: str, **e
 
 
 def ragbot_feedback(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RAGBOT_", "Microsoft"))}
-    env["RAGBOT_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "ragbot", "feedback", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=data_dir,
-        timeout=120,
-    )
+    return run_ragbot("feedback", *args, cwd=data_dir, env={"RAGBOT_DATA_DIR": str(data_dir)})
 
 
 async def test_feedback_is_stored_with_the_rated_answer_and_exported(

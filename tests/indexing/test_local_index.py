@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from indexing.pipeline import Indexer, IndexSummary
 from indexing.targets import LocalTarget
 from rag.local.embedder import DIMENSIONS, MAX_TOKENS, MODEL_NAME, LocalEmbedder
 from rag.local.store import LocalStore
+from tests.commandline import run_ragbot
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNKER = Chunker(MAX_TOKENS - EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP)
@@ -156,16 +155,8 @@ async def test_dry_run_and_recreate(tmp_path: Path, kb: Path) -> None:
 
 
 def ragbot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RAGBOT_", "Microsoft"))}
-    env["RAGBOT_DATA_DIR"] = str(tmp_path / "data")
-    return subprocess.run(
-        [sys.executable, "-m", "ragbot", "index", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    env = {"RAGBOT_DATA_DIR": str(tmp_path / "data")}
+    return run_ragbot("index", *args, cwd=tmp_path, env=env, timeout=300)
 
 
 def test_command_line_prints_one_json_summary(tmp_path: Path, kb: Path) -> None:
