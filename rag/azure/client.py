@@ -32,7 +32,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import quote
 
 import aiohttp
@@ -43,7 +43,7 @@ from rag.azure.auth import BearerTokens, default_credential
 from rag.azure.failures import error_for
 from rag.azure.retry import RETRYABLE_STATUS, RateLimiter, backoff, server_delay
 from rag.errors import ConfigError, RagError, Throttled, UpstreamUnavailable
-from rag.settings import Settings
+from rag.settings import RagSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,21 @@ class Timeouts(BaseModel):
     @classmethod
     def from_seconds(cls, seconds: float) -> Timeouts:
         return cls(connect=min(10.0, seconds), read=seconds, total=seconds, stream_total=10 * seconds)
+
+
+class TransportOptions(TypedDict):
+    timeouts: Timeouts
+    retry_budget: float
+    rate_limit: tuple[int, float]
+
+
+def transport_options(rag: RagSettings) -> TransportOptions:
+    """Timeouts, retry budget and rate limit: the same `RAGBOT_*` knobs for every client from settings."""
+    return TransportOptions(
+        timeouts=Timeouts.from_seconds(rag.request_timeout),
+        retry_budget=rag.retry_budget,
+        rate_limit=(rag.rate_limit_calls, rag.rate_limit_period),
+    )
 
 
 class AzureOpenAIClient:
@@ -108,9 +123,7 @@ class AzureOpenAIClient:
             api_key=openai.key,
             credential=credential,
             default_deployment=openai.model,
-            timeouts=Timeouts.from_seconds(rag.request_timeout),
-            retry_budget=rag.retry_budget,
-            rate_limit=(rag.rate_limit_calls, rag.rate_limit_period),
+            **transport_options(rag),
         )
 
     @classmethod
@@ -123,9 +136,7 @@ class AzureOpenAIClient:
             mode="openai",
             api_key=rag.llm_api_key,
             default_deployment=rag.llm_model,
-            timeouts=Timeouts.from_seconds(rag.request_timeout),
-            retry_budget=rag.retry_budget,
-            rate_limit=(rag.rate_limit_calls, rag.rate_limit_period),
+            **transport_options(rag),
         )
 
     async def chat(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rag.azure.client import AzureOpenAIClient, Timeouts
+from rag.azure.client import AzureOpenAIClient, transport_options
 from rag.azure.dialects import Dialect, dialect, versions_with
 from rag.errors import ConfigError, DataSourceError
 from rag.index_spec import IndexSpec
@@ -64,9 +64,7 @@ class AzureEmbedder:
             api_version=api_dialect.version,
             api_key=openai.embedding_key or openai.key,
             default_deployment=deployment,
-            timeouts=Timeouts.from_seconds(rag.request_timeout),
-            retry_budget=rag.retry_budget,
-            rate_limit=(rag.rate_limit_calls, rag.rate_limit_period),
+            **transport_options(rag),
         )
         return cls(
             client,
