@@ -7,12 +7,13 @@ that are not JSON, JSON that is not an activity, fields of the wrong type, huge 
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.bot.fakes import BOT_ID, activity
+_ids = itertools.count(1)
 
 
 def message(
@@ -25,19 +26,19 @@ def message(
     activity_id: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A well-formed message activity from `user` in `conversation` (a Web Chat one by default)."""
-    return activity(
-        service_url,
-        text,
-        channel=channel,
-        conversation_id=conversation,
-        conversation_type=None,
-        user_id=user,
-        aad_object_id=None,
-        tenant=None,
-        activity_id=activity_id,
+    """A well-formed message activity from `user` in `conversation`."""
+    return {
+        "type": "message",
+        "id": activity_id or f"act-{next(_ids)}",
+        "channelId": channel,
+        "serviceUrl": service_url,
+        "conversation": {"id": conversation},
+        "from": {"id": user, "name": "User"},
+        "recipient": {"id": "bot", "name": "ragbot"},
+        "text": text,
+        "locale": "en-US",
         **extra,
-    )
+    }
 
 
 ODD_TEXT = st.one_of(
@@ -106,7 +107,7 @@ MENTIONS_NOWHERE = st.lists(
             {"type": st.just("mention")}, optional={"mentioned": JSON_VALUES, "text": JSON_VALUES}
         ),
         st.fixed_dictionaries(
-            {"type": st.just("mention"), "mentioned": st.just({"id": BOT_ID}), "text": ODD_TEXT}
+            {"type": st.just("mention"), "mentioned": st.just({"id": "bot"}), "text": ODD_TEXT}
         ),
         JSON_VALUES,
     ),
