@@ -67,10 +67,14 @@ class FakeConnector:
         self._stream_requests = 0
         self._arrived = asyncio.Event()
         self.app = web.Application()
-        self.app.router.add_post("/v3/conversations/{conversation}/activities", self._post)
-        self.app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._post)
+        # one route read from the raw path: ids may hold an encoded "/" (%2F), which routing would decode
+        self.app.router.add_post("/v3/conversations/{tail:.+}", self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
+        parts = request.raw_path.split("?")[0].split("/")  # "", v3, conversations, id, activities[, reply]
+        if len(parts) not in (5, 6) or parts[4] != "activities":
+            return web.json_response({"error": "no such route"}, status=404)
+        conversation, reply_to = parts[3], (parts[5] if len(parts) == 6 else None)
         activity = await request.json()
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -87,10 +91,9 @@ class FakeConnector:
                 status, body = 202, {}
         if self.fail_status:
             status, body = self.fail_status, {"error": "failing on purpose"}
-        reply_to = request.match_info.get("reply_to")
         self.received.append(
             Received(
-                conversation_id=unquote(request.match_info["conversation"]),
+                conversation_id=unquote(conversation),
                 reply_to_id=unquote(reply_to) if reply_to else None,
                 activity=activity,
                 at=time.monotonic(),

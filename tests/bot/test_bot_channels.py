@@ -51,6 +51,24 @@ async def test_emulator_gets_typing_then_one_message(make_bot: MakeBot) -> None:
     assert all(r.stream is None and r.reply_to_id == inbound["id"] for r in sent)
 
 
+async def test_ids_with_slashes_reach_the_channel_whole(make_bot: MakeBot) -> None:
+    """Ids go into the reply URL percent-encoded; a "/" in them must not split the path."""
+    bot = await make_bot(FakeAnswerer(delay=SLOW))
+    inbound = activity(
+        bot.service_url,
+        "printer",
+        channel="emulator",
+        conversation_id="team/thread{1}",
+        conversation_type=None,
+        tenant=None,
+        activity_id="act/7?x=1",
+    )
+    assert (await bot.ask(inbound)).status < 300
+    sent = bot.connector.in_conversation("team/thread{1}")
+    assert [r.type for r in sent] == ["typing", "message"]
+    assert all(r.reply_to_id == "act/7?x=1" for r in sent)
+
+
 async def test_streaming_can_be_turned_off(make_bot: MakeBot) -> None:
     bot = await make_bot(FakeAnswerer(delay=SLOW), streaming=False)
     await bot.ask(activity(bot.service_url, "vpn"))
