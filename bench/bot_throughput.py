@@ -36,6 +36,7 @@ from aiohttp import web
 
 from bench.loopback import HOST, free_port
 from bench.rows import Row, render
+from rag.contract import Answer, AnswerDelta, Citation
 
 BENCH = "throughput"
 SERVERS = ("stock", "ragbot", "bare")
@@ -51,8 +52,6 @@ class InstantAnswerer:
     name = "instant"
 
     async def answer(self, history: Sequence[Any], question: str, user: Any = None) -> Any:
-        from rag.contract import Answer, Citation
-
         return Answer(
             content=f"You asked: {question[:80]} [doc1].",
             citations=[Citation(content="Bench document.", title="Bench", url="https://kb.example/bench")],
@@ -60,8 +59,6 @@ class InstantAnswerer:
         )
 
     async def stream(self, history: Sequence[Any], question: str, user: Any = None) -> AsyncIterator[Any]:
-        from rag.contract import AnswerDelta
-
         answer = await self.answer(history, question, user)
         yield AnswerDelta(content=answer.content, citations=answer.citations, intent=answer.intent)
 
@@ -145,11 +142,13 @@ def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    app = {
-        "stock": stock_app,
-        "bare": bare_app,
-        "connector": connector_app,
-    }.get(kind, lambda: ragbot_app(data_dir, storage))()
+    if kind == "ragbot":
+        from bot.app import serve
+
+        # As `ragbot serve` runs it (uvloop included); the others as their own samples run them.
+        serve(ragbot_app(data_dir, storage), HOST, port)
+        return
+    app = {"stock": stock_app, "bare": bare_app, "connector": connector_app}[kind]()
     web.run_app(app, host=HOST, port=port, print=None, access_log=None)
 
 

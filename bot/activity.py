@@ -24,23 +24,21 @@ MAX_TEXT = 100_000
 
 
 class _Account(BaseModel):
-    model_config = ConfigDict(extra="allow")
     id: str = Field(min_length=1, max_length=MAX_ID)
     name: str | None = None
     aadObjectId: str | None = Field(default=None, max_length=MAX_ID)
 
 
 class _Conversation(BaseModel):
-    model_config = ConfigDict(extra="allow")
     id: str = Field(min_length=1, max_length=MAX_ID)
     conversationType: str | None = None
     tenantId: str | None = Field(default=None, max_length=MAX_ID)
 
 
 class InboundActivity(BaseModel):
-    """The fields every turn relies on; anything else passes through untouched."""
+    """The fields every turn relies on; the body passes on unchanged, so other fields are not copied here."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
     type: str = Field(min_length=1, max_length=100)
     id: str | None = Field(default=None, max_length=MAX_ID)
     channelId: str = Field(min_length=1, max_length=100)

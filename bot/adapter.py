@@ -22,6 +22,7 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity as BotActivity
 from botframework.connector.auth import AuthenticateRequestResult, AuthenticationConstants
 
+from bot import json_text
 from bot.activity import Activity, BadActivity, check_activity
 from bot.connector import ChannelConnector, ConnectorError, TokenCache
 from bot.outbox import BufferedOutbox, ConnectorOutbox, Outbox
@@ -68,7 +69,9 @@ class RagbotAdapter(CloudAdapter):
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256), json_serialize=json_text.dumps
+            )
         return self._session
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from typing import Any
@@ -112,3 +113,17 @@ def create_app(
 
     app.on_cleanup.append(close)
     return app
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it exists (Linux, macOS): the same aiohttp server and client, on a faster loop."""
+    if sys.platform == "win32":
+        return asyncio.new_event_loop()
+    import uvloop
+
+    return uvloop.new_event_loop()
+
+
+def serve(app: web.Application, host: str, port: int, *, access_log: logging.Logger | None = None) -> None:
+    """Serve `app` until interrupted (what `ragbot serve` does; the throughput bench runs the same)."""
+    web.run_app(app, host=host, port=port, print=None, access_log=access_log, loop=new_event_loop())

@@ -10,16 +10,18 @@ A document is written only after a turn succeeded, so a failed turn leaves the h
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from functools import cached_property
+from typing import Any, NamedTuple, Protocol, Self
 
 from pydantic import BaseModel, Field
 
 from rag.contract import Citation, Turn
-from rag.tokens import count_tokens
+from rag.tokens import count_tokens, token_bound
 
 STORED_CITATION_CHARS = 300
 """Citations are kept for feedback, not for answering: a short excerpt is enough."""
@@ -39,12 +41,50 @@ class KeyValueStore(Protocol):
     async def delete(self, keys: list[str]) -> None: ...
 
 
-class StoredTurn(BaseModel):
+class _Fragment(BaseModel):
+    """A piece of the thread document that serializes itself once: a stored turn or answer never
+    changes, so each turn's write joins cached JSON instead of re-encoding the whole thread."""
+
+    @cached_property
+    def json_fragment(self) -> str:
+        return self.model_dump_json()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _CACHED:  # the copy may differ: it computes these anew
+            copy.__dict__.pop(name, None)
+        return copy
+
+
+class StoredTurn(_Fragment):
     turn: Turn
-    tokens: int = Field(ge=0)
+    tokens: int | None = Field(
+        default=None, ge=0, description="exact count, or None while a free upper bound keeps within budget"
+    )
+
+    @classmethod
+    def of(cls, turn: Turn) -> StoredTurn:
+        counted = token_bound(turn.content) is None
+        return cls(turn=turn, tokens=count_tokens(turn.content) if counted else None)
+
+    @cached_property
+    def most_tokens(self) -> int:
+        """Its token count, or a bound on it that costs nothing to compute."""
+        if self.tokens is not None:
+            return self.tokens
+        bound = token_bound(self.turn.content)
+        return bound if bound is not None else count_tokens(self.turn.content)
+
+    def counted(self) -> StoredTurn:
+        if self.tokens is not None:
+            return self
+        return StoredTurn(turn=self.turn, tokens=count_tokens(self.turn.content))
 
 
-class RatedAnswer(BaseModel):
+_CACHED = ("json_fragment", "most_tokens")
+
+
+class RatedAnswer(_Fragment):
     """An answer as sent, so feedback on it (by `replyToId`) can be stored with its content."""
 
     activity_id: str
@@ -65,6 +105,13 @@ class ThreadState(BaseModel):
 
     def answer(self, activity_id: str) -> RatedAnswer | None:
         return next((a for a in reversed(self.answers) if a.activity_id == activity_id), None)
+
+    def dump_json(self) -> str:
+        """The same document as `model_dump_json()`, built from the parts' cached JSON."""
+        turns = ",".join(t.json_fragment for t in self.turns)
+        answers = ",".join(a.json_fragment for a in self.answers)
+        seen = json.dumps(self.seen, ensure_ascii=False, separators=(",", ":"))
+        return f'{{"turns":[{turns}],"seen":{seen},"answers":[{answers}]}}'
 
 
 class Snapshot(NamedTuple):
@@ -160,14 +207,18 @@ class ThreadMemory:
         answer: RatedAnswer | None,
     ) -> ThreadState:
         """A new state with the turn added and the caps applied (`state`, maybe cached, is not changed)."""
-        stored = [*state.turns, *(StoredTurn(turn=_stored(t), tokens=count_tokens(t.content)) for t in turns)]
-        total, first = sum(t.tokens for t in stored), 0
+        stored = [*state.turns, *(StoredTurn.of(_stored(t)) for t in turns)]
+        # Tokenizing costs far more than the rest of a turn's bookkeeping: count only when the free
+        # bounds exceed the budget (within it, exact counts could not trim anything either).
+        if sum(t.most_tokens for t in stored) > self.history_tokens:
+            stored = [t.counted() for t in stored]
+        total, first = sum(t.most_tokens for t in stored), 0
         while first < len(stored) and (
             total > self.history_tokens
             or len(stored) - first > MAX_TURNS
             or stored[first].turn.role != "user"
         ):
-            total -= stored[first].tokens
+            total -= stored[first].most_tokens
             first += 1
         seen = [*state.seen, activity_id][-self.max_seen :] if activity_id else state.seen
         answers = state.answers
@@ -178,7 +229,7 @@ class ThreadMemory:
 
     async def _write(self, key: str, state: ThreadState, etag: str | None) -> None:
         # One JSON string: cheap for every Storage to copy and store, parsed back by pydantic-core.
-        text = state.model_dump_json()
+        text = state.dump_json()
         item: dict[str, Any] = {"state": text}
         if etag:
             item["e_tag"] = etag

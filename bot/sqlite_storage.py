@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import itertools
-import json
 import queue
 import sqlite3
 import threading
@@ -31,8 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from botbuilder.core import Storage
 
+from bot import json_text
 from rag.errors import ConfigError
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, etag TEXT NOT NULL, doc TEXT NOT NULL)"
@@ -55,6 +56,16 @@ class _Job:
         self.future: asyncio.Future[Any] = loop.create_future()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+def _run(job: _Job, db: sqlite3.Connection) -> bool:
+    """Do the job's work; its error is kept for its caller. True when it succeeded."""
+    try:
+        job.result = job.work(db)
+    except Exception as exc:
+        job.error = exc
+        return False
+    return True
 
 
 def _deliver(jobs: list[_Job]) -> None:
@@ -142,27 +153,27 @@ class SqliteStorage(Storage):
 
     @staticmethod
     def _round(db: sqlite3.Connection, batch: list[_Job]) -> None:
-        writing = any(job.writes for job in batch)
-        if writing:
-            db.execute("BEGIN IMMEDIATE")
+        writers = [job for job in batch if job.writes]
+        if not writers:
+            for job in batch:
+                _run(job, db)
+            return
+        # Several writers: each in its own savepoint, so a failed one leaves the others' changes.
+        # A lone writer needs none: if it fails, the whole transaction is rolled back instead.
+        savepoints = len(writers) > 1
+        db.execute("BEGIN IMMEDIATE")
         try:
             for job in batch:
-                if job.writes:
+                if savepoints and job.writes:
                     db.execute("SAVEPOINT job")
-                try:
-                    job.result = job.work(db)
-                except Exception as exc:
-                    job.error = exc
-                    if job.writes:
-                        db.execute("ROLLBACK TO job")
-                if job.writes:
+                if not _run(job, db) and savepoints and job.writes:
+                    db.execute("ROLLBACK TO job")
+                if savepoints and job.writes:
                     db.execute("RELEASE job")
         except BaseException:
-            if writing:
-                db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        if writing:
-            db.execute("COMMIT")
+        db.execute("ROLLBACK" if not savepoints and writers[0].error is not None else "COMMIT")
 
     async def _submit(self, work: Work, *, writes: bool = False) -> Any:
         if self._thread is None:
@@ -184,7 +195,7 @@ class SqliteStorage(Storage):
         def read(db: sqlite3.Connection) -> dict[str, Any]:
             marks = ",".join("?" * len(keys))
             rows = db.execute(f"SELECT key, etag, doc FROM items WHERE key IN ({marks})", list(keys))
-            return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
+            return {key: {**orjson.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
         result: dict[str, Any] = await self._submit(read)
         if cache is not None:
@@ -241,7 +252,7 @@ class SqliteStorage(Storage):
                 "SELECT key, etag, doc FROM items WHERE substr(key, 1, ?) = ? ORDER BY key",
                 (len(prefix), prefix),
             )
-            return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
+            return {key: {**orjson.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
         result: dict[str, Any] = await self._submit(find)
         return result
@@ -262,6 +273,6 @@ def _encode(value: Any) -> tuple[str | None, str]:
     data = dict(value) if isinstance(value, dict) else dict(vars(value))
     expected = data.pop("e_tag", None)
     try:
-        return expected, json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return expected, json_text.dumps(data)
     except TypeError as exc:
         raise TypeError(f"SqliteStorage stores JSON-serializable items only: {exc}") from None

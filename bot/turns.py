@@ -265,7 +265,8 @@ class TurnHandler:
             return
         turns: Sequence[Turn] = (
             Turn(role="user", content=question),
-            Turn(role="assistant", content=answer.content, citations=answer.citations, intent=answer.intent),
+            # History needs no citations: they are kept with the rated answer, for feedback.
+            Turn(role="assistant", content=answer.content, intent=answer.intent),
         )
         rated = None
         if reply_id:

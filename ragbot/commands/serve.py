@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from aiohttp import web
-
-from bot.app import create_app
+from bot.app import create_app, serve
 from rag.factory import build_answerer
 from rag.settings import choose_backend
 from ragbot.commands._common import init
@@ -38,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(bot, build_answerer(settings.rag))
     log.info("serving on http://%s:%d/ (bot endpoint /api/messages)", host, port)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    web.run_app(app, host=host, port=port, print=None, access_log=access_log)
+    serve(app, host, port, access_log=access_log)
     return 0
