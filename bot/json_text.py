@@ -13,4 +13,5 @@ def dumps(value: object) -> str:
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        # NaN is refused as orjson would read it back: not JSON.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

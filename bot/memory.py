@@ -5,6 +5,10 @@ ids of the activities already answered (a redelivered activity is not answered t
 answers with what feedback needs (question, answer, citations, intent), keyed by the id the channel
 gave the reply.
 A document is written only after a turn succeeded, so a failed turn leaves the history as it was.
+
+Every turn rewrites its thread's document, so writing it is kept cheap: stored turns and answers never
+change and serialize once (the document is joined from their cached JSON), and tokens are counted only
+when a free upper bound says the budget could be exceeded.
 """
 
 from __future__ import annotations

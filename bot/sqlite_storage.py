@@ -5,10 +5,10 @@ the OS page cache once the commit returns); only a power cut could lose the last
 
 All SQLite work runs on one dedicated thread, so the event loop never blocks. The thread takes every
 request queued since its last round in one go: the writes of a round share one transaction (group
-commit, each write in its own savepoint so an eTag conflict fails only that write), and results go
-back to the event loop in one wake-up, after the commit. A caller is answered only once its write is
-committed. Every write gets a fresh eTag; a write carrying an older eTag fails with `KeyError` (as
-botbuilder's MemoryStorage does) and changes nothing.
+commit; with several writes, each in its own savepoint so an eTag conflict fails only that write),
+and results go back to the event loop in one wake-up, after the commit. A caller is answered only
+once its write is committed. Every write gets a fresh eTag; a write carrying an older eTag fails with
+`KeyError` (as botbuilder's MemoryStorage does) and changes nothing.
 
 The server opens the file as its `owner`: it holds an exclusive lock on `<file>.lock` (a second server
 on the same data dir fails at start-up instead of breaking the per-thread turn order), so it knows
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import itertools
+import json
 import queue
 import sqlite3
 import threading
@@ -30,7 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from botbuilder.core import Storage
 
 from bot import json_text
@@ -195,7 +195,7 @@ class SqliteStorage(Storage):
         def read(db: sqlite3.Connection) -> dict[str, Any]:
             marks = ",".join("?" * len(keys))
             rows = db.execute(f"SELECT key, etag, doc FROM items WHERE key IN ({marks})", list(keys))
-            return {key: {**orjson.loads(doc), "e_tag": etag} for key, etag, doc in rows}
+            return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
         result: dict[str, Any] = await self._submit(read)
         if cache is not None:
@@ -252,7 +252,7 @@ class SqliteStorage(Storage):
                 "SELECT key, etag, doc FROM items WHERE substr(key, 1, ?) = ? ORDER BY key",
                 (len(prefix), prefix),
             )
-            return {key: {**orjson.loads(doc), "e_tag": etag} for key, etag, doc in rows}
+            return {key: {**json.loads(doc), "e_tag": etag} for key, etag, doc in rows}
 
         result: dict[str, Any] = await self._submit(find)
         return result
@@ -274,5 +274,5 @@ def _encode(value: Any) -> tuple[str | None, str]:
     expected = data.pop("e_tag", None)
     try:
         return expected, json_text.dumps(data)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise TypeError(f"SqliteStorage stores JSON-serializable items only: {exc}") from None

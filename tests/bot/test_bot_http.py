@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from bot.app import new_event_loop
 from tests.bot.conftest import MakeBot
 from tests.bot.fakes import FakeAnswerer, activity
 
@@ -255,3 +257,12 @@ async def test_free_form_fields_of_odd_shapes_are_no_crash(make_bot: MakeBot) ->
     ]
     assert (await bot.post(odd)).status == 200
     assert bot.answerer.calls == [], "no valid mention of the bot: not addressed to it"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")
+def test_the_server_runs_on_uvloop() -> None:
+    loop = new_event_loop()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from botbuilder.core import StoreItem
@@ -99,3 +100,29 @@ async def test_one_owner_per_file_and_readers_see_its_writes(tmp_path: Path) -> 
     await owner.close()
     again = SqliteStorage(path, owner=True)  # the lock went with close()
     await again.close()
+
+
+async def test_a_conflict_fails_only_its_own_write_when_writes_share_a_round(store: SqliteStorage) -> None:
+    await store.write({"x": {"v": 1}})
+    stale = (await store.read(["x"]))["x"]
+    await store.write({"x": {"v": 2}})
+    results = await asyncio.gather(
+        store.write({"y": {"v": 1}, "x": {**stale, "v": 3}}),
+        *(store.write({f"ok-{n}": {"n": n}}) for n in range(20)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], EtagConflict) and results[1:] == [None] * 20
+    assert await store.read(["y"]) == {} and (await store.read(["x"]))["x"]["v"] == 2
+    assert len(await store.find("ok-")) == 20
+
+
+async def test_what_the_fast_encoder_refuses_is_stored_exactly_or_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "exact.sqlite"
+    store = SqliteStorage(path)
+    await store.write({"k": {"big": 2**70, "ids": {1: "one"}}})
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        await store.write({"nan": {"score": float("nan"), "big": 2**70}})
+    await store.close()
+    reopened = SqliteStorage(path)
+    assert (await reopened.read(["k", "nan"])) == {"k": {"big": 2**70, "ids": {"1": "one"}, "e_tag": ANY}}
+    await reopened.close()
