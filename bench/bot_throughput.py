@@ -155,7 +155,10 @@ def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
 class Process:
     """One server in a child process, killed on exit."""
 
-    def __init__(self, kind: str, data_dir: str = "", storage: str = "sqlite") -> None:
+    def __init__(
+        self, kind: str, data_dir: str = "", storage: str = "sqlite", cpus: set[int] | None = None
+    ) -> None:
+        self.cpus = cpus
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         context = multiprocessing.get_context("spawn")
@@ -165,6 +168,8 @@ class Process:
 
     async def __aenter__(self) -> Process:
         self._process.start()
+        if self.cpus:
+            os.sched_setaffinity(self._process.pid, self.cpus)
         async with asyncio.timeout(READY_S), aiohttp.ClientSession() as session:
             while True:
                 try:
@@ -261,10 +266,13 @@ async def load(url: str, service_url: str, conversations: int, seconds: float, w
 
 async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[tuple[str, int], Result]:
     results: dict[tuple[str, int], Result] = {}
+    server_cpus, other_cpus = _cpu_split()
+    if other_cpus:
+        os.sched_setaffinity(0, other_cpus)  # the load generator
     with tempfile.TemporaryDirectory(prefix="ragbot-bench-") as data_dir:
-        async with Process("connector") as connector:
+        async with Process("connector", cpus=other_cpus) as connector:
             for kind in SERVERS:
-                async with Process(kind, data_dir, storage) as server:
+                async with Process(kind, data_dir, storage, cpus=server_cpus) as server:
                     for conversations in levels:
                         # Warm-up (first-use imports, connections, caches), then the measured run.
                         await load(server.url, connector.url + "/", conversations, min(1.0, seconds / 3), 0.0)
@@ -274,6 +282,15 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
                         result.cpu_ms_per_turn = cpu * 1000 / max(1, result.turns)
                         results[(kind, conversations)] = result
     return results
+
+
+def _cpu_split() -> tuple[set[int] | None, set[int] | None]:
+    """One CPU for the server under test, the others for the load generator and the fake connector,
+    so that neither takes time from the other (each server is a single Python process either way)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
 
 
 def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:

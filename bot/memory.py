@@ -14,7 +14,6 @@ when a free upper bound says the budget could be exceeded.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple, Protocol, Self
 
 from pydantic import BaseModel, Field
 
+from bot import json_text
 from rag.contract import Citation, Turn
 from rag.tokens import count_tokens, token_bound
 
@@ -114,7 +114,7 @@ class ThreadState(BaseModel):
         """The same document as `model_dump_json()`, built from the parts' cached JSON."""
         turns = ",".join(t.json_fragment for t in self.turns)
         answers = ",".join(a.json_fragment for a in self.answers)
-        seen = json.dumps(self.seen, ensure_ascii=False, separators=(",", ":"))
+        seen = json_text.dumps(self.seen)
         return f'{{"turns":[{turns}],"seen":{seen},"answers":[{answers}]}}'
 
 
@@ -229,7 +229,8 @@ class ThreadMemory:
         if answer is not None:
             trimmed = answer.model_copy(update={"citations": [_short(c) for c in answer.citations]})
             answers = [*answers, trimmed][-self.max_answers :]
-        return ThreadState(turns=stored[first:], seen=seen, answers=answers)
+        # Built from parts that are already valid models: nothing to validate again.
+        return ThreadState.model_construct(turns=stored[first:], seen=seen, answers=answers)
 
     async def _write(self, key: str, state: ThreadState, etag: str | None) -> None:
         # One JSON string: cheap for every Storage to copy and store, parsed back by pydantic-core.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from bot import json_text
 from bot.render.entity import NAME_CHARS, message_entity
 from bot.render.failures import FILTERED_ANSWER, NO_ANSWER, NOT_IN_KNOWLEDGE_BASE, failure_text
 from bot.render.sources import Source, cite, cut, cut_block
@@ -37,8 +37,8 @@ def channel_kind(channel_id: str) -> ChannelKind:
 
 
 def message_size(activity: Activity) -> int:
-    """Bytes of the activity's JSON in UTF-16, the way Teams counts its 40 KB."""
-    return len(json.dumps(activity, ensure_ascii=False).encode("utf-16-le"))
+    """Bytes of the activity's JSON as it is sent (compact), in UTF-16: the way Teams counts its 40 KB."""
+    return len(json_text.dumps(activity).encode("utf-16-le"))
 
 
 def fits(activity: Activity) -> bool:
