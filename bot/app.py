@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -115,6 +116,21 @@ def create_app(
     return app
 
 
+GC_THRESHOLDS = (10_000, 20, 20)
+"""Python's default (700, 10, 10) runs a young-generation collection every 700 allocations; a turn
+makes thousands, and the turns in flight survive into the older generations, so at the default the
+collector took a quarter to a third of the server's CPU per turn (bench/: 0.9 -> 0.67 ms a turn)."""
+
+
+async def tune_gc(app: web.Application) -> None:
+    """Once started, keep what start-up loaded (modules, schemas, the tokenizer) out of every later
+    scan (`gc.freeze`) and collect the young generation less often. Cyclic garbage still goes, in
+    larger batches."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it exists (Linux, macOS): the same aiohttp server and client, on a faster loop."""
     if sys.platform == "win32":
@@ -125,5 +141,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(app: web.Application, host: str, port: int, *, access_log: logging.Logger | None = None) -> None:
-    """Serve `app` until interrupted (what `ragbot serve` does; the throughput bench runs the same)."""
+    """Serve `app` until interrupted (what `ragbot serve` does; the throughput bench runs the same).
+
+    This owns the process, so it also tunes the process: uvloop, and the collector (`tune_gc`)."""
+    app.on_startup.append(tune_gc)
     web.run_app(app, host=host, port=port, print=None, access_log=access_log, loop=new_event_loop())

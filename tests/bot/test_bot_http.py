@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import threading
@@ -13,10 +14,11 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from bot.app import new_event_loop
+from bot.app import GC_THRESHOLDS, new_event_loop, tune_gc
 from tests.bot.conftest import MakeBot
 from tests.bot.fakes import FakeAnswerer, activity
 
@@ -266,3 +268,14 @@ def test_the_server_runs_on_uvloop() -> None:
         assert type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+async def test_the_served_process_tunes_its_collector() -> None:
+    app = web.Application()
+    before = gc.get_threshold()
+    try:
+        await tune_gc(app)
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
