@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -289,6 +290,19 @@ def test_history_is_capped_by_token_budget_newest_kept() -> None:
     assert len(kept) < len(turns)
     assert history_messages(turns, api, 0) == []
     assert len(history_messages(turns, api, 100_000)) == len(turns)
+
+
+def test_a_history_sent_again_is_not_tokenized_again() -> None:
+    api = dialect("2024-10-21")
+    turns = [
+        Turn(role="user" if i % 2 == 0 else "assistant", content=f"{uuid.uuid4()} " + "word " * 50)
+        for i in range(12)
+    ]
+    first = history_messages(turns, api, 100_000)
+    before = count_tokens.cache_info()
+    assert history_messages(turns, api, 100_000) == first
+    after = count_tokens.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits
 
 
 def test_history_in_legacy_dialect_carries_the_tool_message() -> None:

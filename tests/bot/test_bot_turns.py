@@ -191,7 +191,7 @@ async def test_history_is_capped_by_the_token_budget(tmp_path: object) -> None:
         ]
         await memory.record_turn(key, snapshot, f"id-{n}", turns)
     state = (await memory.load(key)).state
-    assert sum(t.tokens for t in state.turns) <= 40
+    assert sum(t.most_tokens for t in state.turns) <= 40
     assert state.turns[0].turn.role == "user"
     assert state.turns[-2].turn.content == "question number 5", "the newest turns are kept"
     assert len(state.turns) < 12
