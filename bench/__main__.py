@@ -46,6 +46,9 @@ PIECES = (
     ),
     Piece("retrieval", "bench.local_retrieval:rows", "local retrieval latency at 1k, 10k, 50k chunks", 600),
     Piece("indexing", "bench.indexing:rows", "local indexing chunks/s vs raw embedding passages/s", 900),
+    Piece(
+        "history", "bench.history:rows", "building an Azure request's history, counts kept vs recounted", 60
+    ),
     Piece("rss", "bench.serve_rss:rows", "peak RSS of `ragbot serve` holding a 50k-chunk index", 480),
 )
 BY_NAME = {piece.name: piece for piece in PIECES}
