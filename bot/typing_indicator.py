@@ -37,6 +37,8 @@ class TypingIndicator:
                 await self._outbox.send(dict(TYPING))
             finally:
                 self._sending = False
+            if self._stopped:  # the answer came during the send: `stop()` is waiting for us
+                return
             await asyncio.sleep(self._period)  # cancellation lands here, never during a send
 
     async def stop(self) -> None:

@@ -139,6 +139,15 @@ async def test_an_instant_answer_goes_out_alone(make_bot: MakeBot) -> None:
     assert [r.type for r in bot.connector.in_conversation("a:personal-1")] == ["message"]
 
 
+async def test_an_answer_ready_during_a_typing_send_goes_out_right_after_it(make_bot: MakeBot) -> None:
+    bot = await make_bot(FakeAnswerer(delay=TYPING_DELAY + 0.02))
+    bot.connector.delay = 0.05  # the typing post is still in flight when the answer is ready
+    await bot.ask(activity(bot.service_url, "vpn", channel="emulator", conversation_type=None))
+    typing, reply = bot.connector.in_conversation("a:personal-1")
+    assert (typing.type, reply.type) == ("typing", "message")
+    assert reply.at - typing.at < TYPING_PERIOD, "the reply waited for the next typing period"
+
+
 async def test_a_slow_answer_keeps_the_typing_indicator_alive(make_bot: MakeBot) -> None:
     bot = await make_bot(FakeAnswerer(delay=TYPING_DELAY + 2.5 * TYPING_PERIOD))
     await bot.ask(activity(bot.service_url, "vpn", channel="emulator", conversation_type=None))
