@@ -1,6 +1,6 @@
 """Bot turns per second: ragbot's `/api/messages` against botbuilder's stock CloudAdapter, same run.
 
-Run by hand: `.venv/bin/python -m bench.bot_throughput` (about 1.5 minutes; `--quick`: 32 conversations
+Run by hand: `.venv/bin/python -m bench.bot_throughput` (about 2 minutes; `--quick`: 32 conversations
 only, shorter runs), or as the `throughput` piece of `python -m bench`.
 
 Four processes on loopback: the load generator (this one, aiohttp client, N conversations each posting
@@ -9,8 +9,13 @@ Connector that takes the replies. Servers, each measured in turn:
 
 - stock: botbuilder 4.17's `CloudAdapter` + `ConfigurationBotFrameworkAuthentication` and an
   `ActivityHandler` that echoes the text (one reply per turn);
-- ragbot: `bot.app.create_app` with an answer backend that answers instantly (typing + one rendered
-  reply with a citation per turn, thread memory in SQLite - the default - or in memory);
+- ragbot: `bot.app.create_app` with an answer backend that answers instantly (one rendered reply with a
+  citation per turn: the typing indicator waits 0.25 s, so an instant answer goes out alone; thread
+  memory in SQLite - the default - or in memory), served by `bot.app.serve` as `ragbot serve` does;
+- stock-typing: stock with botbuilder's `ShowTypingMiddleware(delay=0)` and answers that take 10 ms;
+- ragbot-typing: ragbot with answers that take 10 ms and the typing indicator due at once, so a turn
+  posts a typing activity and then the reply, as with a real, slower backend (the note says on how many
+  turns the indicator went out: under load an answer can still come first);
 - bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
 
 Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import multiprocessing
 import os
@@ -39,7 +45,9 @@ from bench.rows import Row, render
 from rag.contract import Answer, AnswerDelta, Citation
 
 BENCH = "throughput"
-SERVERS = ("stock", "ragbot", "bare")
+SERVERS = ("stock", "ragbot", "stock-typing", "ragbot-typing", "bare")
+TYPING_ANSWER_S = 0.01
+"""How long ragbot-typing's answers take: long enough for the typing indicator to go out first."""
 READY_S = 60.0
 
 
@@ -47,11 +55,16 @@ READY_S = 60.0
 
 
 class InstantAnswerer:
-    """An answer backend that answers at once: what is left is the bot's own cost."""
+    """An answer backend that answers at once (or after `delay`): what is left is the bot's own cost."""
 
     name = "instant"
 
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
     async def answer(self, history: Sequence[Any], question: str, user: Any = None) -> Any:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return Answer(
             content=f"You asked: {question[:80]} [doc1].",
             citations=[Citation(content="Bench document.", title="Bench", url="https://kb.example/bench")],
@@ -73,8 +86,8 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def stock_app() -> web.Application:
-    from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
+def stock_app(typing: bool = False) -> web.Application:
+    from botbuilder.core import ActivityHandler, MessageFactory, ShowTypingMiddleware, TurnContext
     from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
     class Config:
@@ -85,9 +98,13 @@ def stock_app() -> web.Application:
 
     class Echo(ActivityHandler):
         async def on_message_activity(self, turn_context: TurnContext) -> None:
+            if typing:
+                await asyncio.sleep(TYPING_ANSWER_S)
             await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
 
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(Config()))
+    if typing:
+        adapter.use(ShowTypingMiddleware(delay=0, period=2.0))  # botbuilder's own typing indicator
     bot = Echo()
 
     async def messages(request: web.Request) -> web.Response:
@@ -100,9 +117,10 @@ def stock_app() -> web.Application:
     return app
 
 
-def ragbot_app(data_dir: str, storage: str) -> web.Application:
+def ragbot_app(data_dir: str, storage: str, typing: bool = False) -> web.Application:
     from bot.app import create_app
     from bot.settings import BotSettings
+    from bot.turns import TurnTiming
 
     settings = BotSettings(
         _env_file=None,  # type: ignore[call-arg]
@@ -110,6 +128,8 @@ def ragbot_app(data_dir: str, storage: str) -> web.Application:
         storage=storage,
         user_turns_per_minute=10_000,
     )
+    if typing:
+        return create_app(settings, InstantAnswerer(TYPING_ANSWER_S), timing=TurnTiming(typing_delay=0))
     return create_app(settings, InstantAnswerer())
 
 
@@ -126,14 +146,19 @@ def bare_app() -> web.Application:
 
 def connector_app() -> web.Application:
     ids = itertools.count(1)
+    posted: collections.Counter[str] = collections.Counter()
 
     async def activity(request: web.Request) -> web.Response:
-        await request.read()
+        posted[str((await request.json()).get("type"))] += 1
         return web.json_response({"id": f"r-{next(ids)}"})
+
+    async def counts(request: web.Request) -> web.Response:
+        return web.json_response(posted)
 
     app = web.Application()
     app.router.add_post("/v3/conversations/{conversation}/activities", activity)
     app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", activity)
+    app.router.add_get("/posted", counts)
     app.router.add_get("/healthz", _healthz)
     return app
 
@@ -142,13 +167,18 @@ def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    if kind == "ragbot":
+    if kind.startswith("ragbot"):
         from bot.app import serve
 
         # As `ragbot serve` runs it (uvloop included); the others as their own samples run them.
-        serve(ragbot_app(data_dir, storage), HOST, port)
+        serve(ragbot_app(data_dir, storage, typing=kind == "ragbot-typing"), HOST, port)
         return
-    app = {"stock": stock_app, "bare": bare_app, "connector": connector_app}[kind]()
+    app = {
+        "stock": stock_app,
+        "stock-typing": lambda: stock_app(typing=True),
+        "bare": bare_app,
+        "connector": connector_app,
+    }[kind]()
     web.run_app(app, host=HOST, port=port, print=None, access_log=None)
 
 
@@ -203,6 +233,7 @@ class Result:
     errors: int
     turns: int = 0
     cpu_ms_per_turn: float = 0.0
+    typing_per_turn: float = 0.0
 
 
 def _activity(service_url: str, conversation: int, turn: int) -> dict[str, Any]:
@@ -273,15 +304,27 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
         async with Process("connector", cpus=other_cpus) as connector:
             for kind in SERVERS:
                 async with Process(kind, data_dir, storage, cpus=server_cpus) as server:
-                    for conversations in levels:
+                    for conversations in _levels(kind, levels):
                         # Warm-up (first-use imports, connections, caches), then the measured run.
                         await load(server.url, connector.url + "/", conversations, min(1.0, seconds / 3), 0.0)
-                        cpu = server.cpu_seconds()
+                        cpu, typing = server.cpu_seconds(), await _typing_posted(connector.url)
                         result = await load(server.url, connector.url + "/", conversations, seconds, 0.0)
-                        cpu = server.cpu_seconds() - cpu
+                        cpu, typing = server.cpu_seconds() - cpu, await _typing_posted(connector.url) - typing
                         result.cpu_ms_per_turn = cpu * 1000 / max(1, result.turns)
+                        result.typing_per_turn = typing / max(1, result.turns)
                         results[(kind, conversations)] = result
     return results
+
+
+def _levels(kind: str, levels: Sequence[int]) -> list[int]:
+    """The typing variants skip one conversation: there the 10 ms answer is the whole turn."""
+    return [level for level in levels if level > 1 or not kind.endswith("-typing")]
+
+
+async def _typing_posted(connector_url: str) -> int:
+    """How many typing activities the fake connector has taken so far."""
+    async with aiohttp.ClientSession() as session, session.get(connector_url + "/posted") as response:
+        return int((await response.json()).get("typing", 0))
 
 
 def _cpu_split() -> tuple[set[int] | None, set[int] | None]:
@@ -293,11 +336,30 @@ def _cpu_split() -> tuple[set[int] | None, set[int] | None]:
     return {cpus[0]}, set(cpus[1:])
 
 
+def _typing_row(level: int, stock: Result, ragbot: Result) -> Row:
+    note = (
+        f"{TYPING_ANSWER_S * 1000:.0f} ms answers; typing sent on {ragbot.typing_per_turn:.0%} of turns "
+        f"(stock {stock.typing_per_turn:.0%}); server CPU/turn {ragbot.cpu_ms_per_turn:.2f} ms "
+        f"(stock {stock.cpu_ms_per_turn:.1f}); p50/p99 {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms"
+    )
+    if ragbot.errors or stock.errors:
+        note += f"; errors ragbot {ragbot.errors}, stock {stock.errors}"
+    return Row(
+        bench=BENCH,
+        figure=f"ragbot with typing indicator, {level} conv.",
+        value=ragbot.turns_per_s,
+        unit="turns/s",
+        baseline="stock with ShowTypingMiddleware",
+        baseline_value=stock.turns_per_s,
+        note=note,
+    )
+
+
 def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
     rows: list[Row] = []
     levels = sorted({level for _, level in results})
     for level in levels:
-        stock, ragbot, bare = (results[(kind, level)] for kind in SERVERS)
+        stock, ragbot, bare = (results[(kind, level)] for kind in ("stock", "ragbot", "bare"))
         note = (
             f"server CPU/turn ragbot {ragbot.cpu_ms_per_turn:.2f} ms, stock {stock.cpu_ms_per_turn:.1f} ms; "
             f"p50/p99 ragbot {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms, "
@@ -316,6 +378,9 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
                 note=note,
             )
         )
+        stock_typing, typing = results.get(("stock-typing", level)), results.get(("ragbot-typing", level))
+        if stock_typing and typing:
+            rows.append(_typing_row(level, stock_typing, typing))
         rows.append(
             Row(
                 bench=BENCH,
