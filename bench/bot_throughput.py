@@ -336,20 +336,15 @@ def _cpu_split() -> tuple[set[int] | None, set[int] | None]:
     return {cpus[0]}, set(cpus[1:])
 
 
-def _typing_row(level: int, stock: Result, ragbot: Result) -> Row:
-    note = (
-        f"{TYPING_ANSWER_S * 1000:.0f} ms answers; typing sent on {ragbot.typing_per_turn:.0%} of turns "
-        f"(stock {stock.typing_per_turn:.0%}); server CPU/turn {ragbot.cpu_ms_per_turn:.2f} ms "
-        f"(stock {stock.cpu_ms_per_turn:.1f}); p50/p99 {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms"
-    )
+def _against_stock(figure: str, baseline: str, ragbot: Result, stock: Result, note: str) -> Row:
     if ragbot.errors or stock.errors:
         note += f"; errors ragbot {ragbot.errors}, stock {stock.errors}"
     return Row(
         bench=BENCH,
-        figure=f"ragbot with typing indicator, {level} conv.",
+        figure=figure,
         value=ragbot.turns_per_s,
         unit="turns/s",
-        baseline="stock with ShowTypingMiddleware",
+        baseline=baseline,
         baseline_value=stock.turns_per_s,
         note=note,
     )
@@ -365,22 +360,18 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
             f"p50/p99 ragbot {ragbot.p50_ms:.1f}/{ragbot.p99_ms:.1f} ms, "
             f"stock {stock.p50_ms:.0f}/{stock.p99_ms:.0f} ms"
         )
-        if ragbot.errors or stock.errors:
-            note += f"; errors ragbot {ragbot.errors}, stock {stock.errors}"
-        rows.append(
-            Row(
-                bench=BENCH,
-                figure=f"ragbot turns/s, {level} conv. ({storage} memory)",
-                value=ragbot.turns_per_s,
-                unit="turns/s",
-                baseline="stock CloudAdapter echo",
-                baseline_value=stock.turns_per_s,
-                note=note,
-            )
-        )
+        figure = f"ragbot turns/s, {level} conv. ({storage} memory)"
+        rows.append(_against_stock(figure, "stock CloudAdapter echo", ragbot, stock, note))
         stock_typing, typing = results.get(("stock-typing", level)), results.get(("ragbot-typing", level))
         if stock_typing and typing:
-            rows.append(_typing_row(level, stock_typing, typing))
+            note = (
+                f"{TYPING_ANSWER_S * 1000:.0f} ms answers; typing sent on {typing.typing_per_turn:.0%} of "
+                f"turns (stock {stock_typing.typing_per_turn:.0%}); server CPU/turn "
+                f"{typing.cpu_ms_per_turn:.2f} ms (stock {stock_typing.cpu_ms_per_turn:.1f}); "
+                f"p50/p99 {typing.p50_ms:.1f}/{typing.p99_ms:.1f} ms"
+            )
+            figure = f"ragbot with typing indicator, {level} conv."
+            rows.append(_against_stock(figure, "stock with ShowTypingMiddleware", typing, stock_typing, note))
         rows.append(
             Row(
                 bench=BENCH,
