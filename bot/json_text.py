@@ -13,5 +13,5 @@ def dumps(value: object) -> str:
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
-        # NaN is refused as orjson would read it back: not JSON.
+        # NaN and Infinity are not JSON: refused here (orjson, above, writes null for them).
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
