@@ -214,9 +214,10 @@ class ThreadMemory:
         stored = [*state.turns, *(StoredTurn.of(_stored(t)) for t in turns)]
         # Tokenizing costs far more than the rest of a turn's bookkeeping: count only when the free
         # bounds exceed the budget (within it, exact counts could not trim anything either).
-        if sum(t.most_tokens for t in stored) > self.history_tokens:
-            stored = [t.counted() for t in stored]
         total, first = sum(t.most_tokens for t in stored), 0
+        if total > self.history_tokens:
+            stored = [t.counted() for t in stored]
+            total = sum(t.most_tokens for t in stored)
         while first < len(stored) and (
             total > self.history_tokens
             or len(stored) - first > MAX_TURNS
