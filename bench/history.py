@@ -10,10 +10,9 @@ cache emptied first, so every text is tokenized, which is what each turn cost be
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
+from typing import Any
 
+from bench.local_retrieval import timed
 from bench.rows import Row, render
 from rag.azure.chat_request import history_messages
 from rag.azure.dialects import dialect
@@ -36,27 +35,21 @@ def _thread(exchanges: int) -> list[Turn]:
     return turns
 
 
-def _p50_ms(call: Callable[[], object], before: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        before()
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def rows(quick: bool = False) -> list[Row]:
     turns = _thread(10)
     api = dialect("2024-10-21")
     repeats = 30 if quick else 200
 
-    def build() -> object:
+    def build() -> list[dict[str, Any]]:
         return history_messages(turns, api, 2000)
 
+    def build_cold() -> object:
+        count_tokens.cache_clear()  # a few microseconds against milliseconds of tokenizing
+        return build()
+
     build()
-    warm = _p50_ms(build, lambda: None, repeats)
-    cold = _p50_ms(build, count_tokens.cache_clear, repeats)
+    warm, _ = timed([build] * repeats)
+    cold, _ = timed([build_cold] * repeats)
     return [
         Row(
             bench=BENCH,
