@@ -50,6 +50,12 @@ PIECES = (
         "history", "bench.history:rows", "building an Azure request's history, counts kept vs recounted", 60
     ),
     Piece("rss", "bench.serve_rss:rows", "peak RSS of `ragbot serve` holding a 50k-chunk index", 480),
+    Piece(
+        "directline",
+        "bench.directline_probes:rows",
+        "the local Direct Line probes of #13: RSS under 32 kB events, bot-role injection, a start flood",
+        180,
+    ),
 )
 BY_NAME = {piece.name: piece for piece in PIECES}
 

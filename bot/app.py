@@ -102,7 +102,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/messages", messages)
-    add_webchat_routes(app, settings)
+    add_webchat_routes(app, settings, app[TURNS])
     app.on_startup.append(_warm_up)
     app.cleanup_ctx.append(_readiness)
 

@@ -2,6 +2,6 @@
 exchange with Azure's Direct Line (`DIRECT_LINE_SECRET` set)."""
 
 from bot.directline.azure import AzureDirectLine, DirectLineUnavailable
-from bot.directline.service import LocalDirectLine
+from bot.directline.service import Bot, LocalDirectLine
 
-__all__ = ["AzureDirectLine", "DirectLineUnavailable", "LocalDirectLine"]
+__all__ = ["AzureDirectLine", "Bot", "DirectLineUnavailable", "LocalDirectLine"]

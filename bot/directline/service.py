@@ -1,9 +1,10 @@
-"""The local Direct Line 3.0 subset: what Web Chat calls under `/v3/directline`, and the connector
-routes the bot's replies come back to under `/v3/conversations` (the `serviceUrl` it is given).
+"""The local Direct Line 3.0 subset: what Web Chat calls under `/v3/directline`.
 
-User activities go to the bot's own `POST /api/messages` on the address the request came in on, one
-at a time per conversation, in the background: the browser's POST returns as soon as the echo is
-stored, so a long streamed answer never leaves the user's message "sending".
+User activities go to the bot in-process: after the checks `/api/messages` applies, each one is handed
+to the turn handler with an outbox that writes the replies straight into the conversation. There is no
+connector route for replies, so nothing outside this process can post as the bot. Deliveries run one
+at a time per conversation, in the background: the browser's POST returns as soon as the echo is stored,
+so a long streamed answer never leaves the user's message "sending".
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from bot.activity import BadActivity, check_activity
+from bot.directline.outbox import ConversationOutbox
 from bot.directline.store import Activity, Conversation, ConversationStore, Subscriber
 from bot.directline.tokens import TOKEN_LIFETIME_S, TokenClaims, TokenError, TokenIssuer
+from bot.outbox import Outbox
 from bot.settings import BotSettings
+from bot.turns import InvokeReply
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,12 @@ CLEANUP_INTERVAL_S = 60.0
 BOT_TURN_TIMEOUT_S = 300.0
 USER_ACTIVITY_TYPES = ("message", "event", "invoke")
 """What a client may send (besides typing); membership changes are the Direct Line's own."""
+
+
+class Bot(Protocol):
+    """What the Direct Line delivers to: the app's turn handler."""
+
+    async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None: ...
 
 
 class User(BaseModel):
@@ -81,37 +92,36 @@ def parse_watermark(request: web.Request) -> int | None:
     return int(raw)
 
 
-def local_base_url(request: web.Request) -> str:
-    """This server as its own process sees it: the socket address the request arrived on."""
+def service_url(request: web.Request) -> str:
+    """The socket address the request arrived on. Activities must name a `serviceUrl`; replies never
+    go there (they stay in-process), so it only tells the bot where the conversation lives."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if not isinstance(sockname, tuple):
-        raise error(503, "ServiceUnavailable", "the local Direct Line needs a TCP listener")
+        return "http://localhost/"
     host, port = sockname[0], sockname[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 class LocalDirectLine:
-    """One per app: the conversations, the token issuer and the HTTP session that calls the bot."""
+    """One per app: the conversations, the token issuer and the bot the activities go to."""
 
-    def __init__(self, settings: BotSettings) -> None:
+    def __init__(self, settings: BotSettings, bot: Bot) -> None:
         self.store = ConversationStore()
         self.tokens = TokenIssuer()
+        self.turns = bot
         self.bot = {"id": settings.app_id or "ragbot", "name": settings.app_name, "role": "bot"}
-        self._session: ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """aiohttp cleanup context: HTTP session and idle-expiry task up, then everything down."""
-        self._session = ClientSession(timeout=ClientTimeout(total=BOT_TURN_TIMEOUT_S))
+        """aiohttp cleanup context: the idle-expiry task up, then it and every delivery down."""
         cleaner = asyncio.create_task(self._expire_forever())
         yield
         cleaner.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(cleaner, *self._tasks, return_exceptions=True)
-        await self._session.close()
 
     async def on_shutdown(self, app: web.Application) -> None:
         """Close every stream so open WebSockets do not hold the shutdown."""
@@ -134,9 +144,6 @@ class LocalDirectLine:
         r.add_post(f"{PREFIX}/conversations/{{cid}}/activities", self.post_user_activity)
         r.add_get(f"{PREFIX}/conversations/{{cid}}/activities", self.get_activities)
         r.add_get(f"{PREFIX}/conversations/{{cid}}/stream", self.stream)
-        r.add_post("/v3/conversations/{cid}/activities", self.post_bot_activity)
-        r.add_post("/v3/conversations/{cid}/activities/{aid}", self.post_bot_activity)
-        r.add_put("/v3/conversations/{cid}/activities/{aid}", self.post_bot_activity)
 
     # --- tokens --------------------------------------------------------------------------------------
 
@@ -215,7 +222,7 @@ class LocalDirectLine:
             "membersAdded": [dict(self.bot), dict(user)],
             "from": user,
         }
-        self.accept(request, conversation, joined)
+        self.accept(conversation, self.stamp(request, conversation, joined))
         return web.json_response(self.conversation_body(request, claims), status=201)
 
     async def reconnect(self, request: web.Request) -> web.Response:
@@ -247,51 +254,61 @@ class LocalDirectLine:
         name = claimed.get("name") if isinstance(claimed, dict) else None
         activity["from"] = {"id": claims.user_id, "name": claims.user_name or name, "role": "user"}
         activity.pop("id", None)
-        return web.json_response({"id": self.accept(request, conversation, activity)})
+        activity = self.stamp(request, conversation, activity)
+        try:  # what /api/messages would refuse is refused here, before it is stored
+            check_activity(activity, raw)
+        except BadActivity as exc:
+            raise error(400, "BadArgument", f"not a valid activity: {exc}") from exc
+        return web.json_response({"id": self.accept(conversation, activity)})
 
-    def accept(self, request: web.Request, conversation: Conversation, activity: Activity) -> str:
-        """Stamp, store and echo a user-side activity, then queue its delivery to the bot."""
-        base = local_base_url(request)
+    def stamp(self, request: web.Request, conversation: Conversation, activity: Activity) -> Activity:
+        """The fields the Direct Line sets on a user-side activity: channel, conversation, recipient."""
         activity.update(
             channelId=CHANNEL_ID,
-            serviceUrl=f"{base}/",
+            serviceUrl=service_url(request),
             conversation={"id": conversation.id},
             recipient=dict(self.bot),
         )
+        return activity
+
+    def accept(self, conversation: Conversation, activity: Activity) -> str:
+        """Store and echo a user-side activity, then queue its delivery to the bot."""
         activity_id = conversation.append(activity)
         conversation.pending += 1
-        task = asyncio.create_task(
-            self.deliver(f"{base}/api/messages", conversation, copy.deepcopy(activity))
-        )
+        task = asyncio.create_task(self.deliver(conversation, copy.deepcopy(activity)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return activity_id
 
-    async def deliver(self, endpoint: str, conversation: Conversation, activity: Activity) -> None:
-        """POST one activity to the bot, after the ones before it; a failure is shown in the chat."""
+    async def deliver(self, conversation: Conversation, activity: Activity) -> None:
+        """Run the bot's turn on one activity, after the ones before it; a failure is shown in the chat."""
         try:
             async with conversation.lock:
-                assert self._session is not None
+                failure = ""
                 try:
-                    async with self._session.post(endpoint, json=activity) as response:
-                        status = response.status
-                except (ClientError, TimeoutError) as exc:
-                    log.warning("direct line: bot unreachable at %s: %s", endpoint, exc)
-                    status = 0
-                if status >= 400 or status == 0:
-                    log.warning("direct line: bot answered HTTP %d to a %s", status, activity["type"])
-                    if activity["type"] == "message":
-                        reason = f"HTTP {status}" if status else "unreachable"
-                        conversation.append(
-                            {
-                                "type": "message",
-                                "from": dict(self.bot),
-                                "conversation": {"id": conversation.id},
-                                "replyToId": activity["id"],
-                                "text": f"Sorry, the bot could not process this message ({reason}). "
-                                "Please try again.",
-                            }
+                    async with asyncio.timeout(BOT_TURN_TIMEOUT_S):
+                        result = await self.turns.handle(activity, ConversationOutbox(activity, conversation))
+                    if result is not None and result.status >= 400:
+                        log.warning(
+                            "direct line: the bot answered %d to a %s", result.status, activity["type"]
                         )
+                except TimeoutError:
+                    log.warning("direct line: the bot's turn took longer than %.0f s", BOT_TURN_TIMEOUT_S)
+                    failure = "it took too long"
+                except Exception:
+                    log.exception("direct line: the bot's turn failed")
+                    failure = "an internal error"
+                if failure and activity["type"] == "message":
+                    conversation.append(
+                        {
+                            "type": "message",
+                            "from": dict(self.bot),
+                            "conversation": {"id": conversation.id},
+                            "replyToId": activity["id"],
+                            "text": f"Sorry, the bot could not process this message ({failure}). "
+                            "Please try again.",
+                        }
+                    )
         finally:
             conversation.pending -= 1
 
@@ -333,38 +350,3 @@ class LocalDirectLine:
         while (frame := await subscriber.queue.get()) is not None:
             await ws.send_json(frame)
         await ws.close()
-
-    # --- the bot's activities (connector API on serviceUrl) --------------------------------------
-
-    async def post_bot_activity(self, request: web.Request) -> web.Response:
-        """Store the bot's reply (typing only pushed live), keep the id the bot supplies, answer {"id"}."""
-        conversation = self.store.get(request.match_info["cid"])
-        if conversation is None:
-            raise error(404, "ConversationNotFound", "conversation not found or expired")
-        try:
-            activity = await request.json()
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise error(400, "BadArgument", "body is not valid JSON") from exc
-        if not isinstance(activity, dict) or not isinstance(activity.get("type"), str):
-            raise error(400, "BadArgument", "an activity is a JSON object with a string 'type'")
-        if request.method == "PUT":
-            activity["id"] = request.match_info["aid"]
-        activity["conversation"] = {"id": conversation.id}
-        sender = activity.get("from")
-        activity["from"] = {**self.bot, **(sender if isinstance(sender, dict) else {}), "role": "bot"}
-        if activity["type"] == "typing":
-            channel_data = activity.get("channelData")
-            if (
-                isinstance(channel_data, dict)
-                and channel_data.get("streamType")
-                and not channel_data.get("streamId")
-            ):
-                # A stream's first update: its id is the stream id. Web Chat 4.18 sorts updates that lack
-                # `streamId` next to any earlier stream's first update, so a second answer would show
-                # above the first; naming the stream keeps each answer where it belongs.
-                activity["id"] = activity.get("id") or conversation.new_id()
-                channel_data["streamId"] = activity["id"]
-            activity_id = conversation.push_ephemeral(activity)
-        else:
-            activity_id = conversation.append(activity)
-        return web.json_response({"id": activity_id})

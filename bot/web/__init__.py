@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from bot.directline import AzureDirectLine, DirectLineUnavailable, LocalDirectLine
+from bot.directline import AzureDirectLine, Bot, DirectLineUnavailable, LocalDirectLine
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,21 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-def add_webchat_routes(app: web.Application, settings: BotSettings) -> None:
-    """Mount `GET /`, `/static/`, `POST /api/directline/token` and, in local mode, `/v3/directline`."""
+def add_webchat_routes(app: web.Application, settings: BotSettings, bot: Bot) -> None:
+    """Mount `GET /`, `/static/`, `POST /api/directline/token` and, in local mode, `/v3/directline`
+    (which hands the visitors' activities to `bot`)."""
     source: LocalDirectLine | AzureDirectLine | None = None
     unavailable = ""
     if settings.direct_line_secret and settings.direct_line_secret.get_secret_value():
         source = AzureDirectLine(settings.direct_line_secret, settings.direct_line_endpoint)
         app.cleanup_ctx.append(source.lifecycle)
     elif settings.auth_enabled:
-        # The local Direct Line posts to /api/messages without a Bot Framework token: that needs auth off.
+        # A registered bot is reached through Azure Bot Service: its web chat goes through Azure's Direct
+        # Line, so the bot's auth is not side-stepped by an anonymous local one.
         unavailable = "MicrosoftAppId is set, so web chat needs DIRECT_LINE_SECRET (Azure Direct Line)."
         log.warning("web chat: %s", unavailable)
     else:
-        source = LocalDirectLine(settings)
+        source = LocalDirectLine(settings, bot)
         source.add_routes(app)
         app[LOCAL_DIRECT_LINE] = source
     page = ChatPage(settings, source, unavailable)

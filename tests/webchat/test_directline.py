@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.directline.service import MAX_PENDING_DELIVERIES
@@ -120,9 +121,7 @@ async def test_expired_or_forged_tokens_are_refused(client: TestClient) -> None:
     assert response.status == 401
 
 
-async def test_start_sends_members_added_with_service_url_back_here(
-    client: TestClient, bot: RecordingBot
-) -> None:
+async def test_start_sends_members_added_naming_this_server(client: TestClient, bot: RecordingBot) -> None:
     generated, conv = await start(client)
     assert conv["conversationId"] == generated["conversationId"]
     assert conv["streamUrl"].startswith(f"ws://{client.host}:{client.port}{DL}/conversations/")
@@ -187,16 +186,13 @@ async def test_watermark_returns_only_newer_activities(client: TestClient) -> No
         assert bad.status == 400, odd
 
 
-async def test_put_replaces_an_activity_and_redelivers_it(client: TestClient) -> None:
+async def test_a_reply_under_an_existing_id_replaces_it_and_is_redelivered(client: TestClient) -> None:
     _, conv = await start(client)
-    cid = conv["conversationId"]
-    posted = await client.post(f"/v3/conversations/{cid}/activities", json={"type": "message", "text": "v1"})
-    activity_id = (await posted.json())["id"]
+    conversation = client.app[LOCAL_DIRECT_LINE].store.get(conv["conversationId"])
+    assert conversation is not None
+    activity_id = conversation.append({"type": "message", "text": "v1"})
     mark = (await poll(client, conv))["watermark"]
-    put = await client.put(
-        f"/v3/conversations/{cid}/activities/{activity_id}", json={"type": "message", "text": "v2"}
-    )
-    assert (await put.json()) == {"id": activity_id}
+    assert conversation.append({"type": "message", "id": activity_id, "text": "v2"}) == activity_id
     assert [a["text"] for a in (await poll(client, conv, mark))["activities"]] == ["v2"]
     everything = (await poll(client, conv))["activities"]
     assert [a.get("text") for a in everything if a["id"] == activity_id] == ["v2"]
@@ -282,19 +278,25 @@ async def test_bad_user_activities_get_clear_errors(client: TestClient, bot: Rec
     assert len(bot.received) == 1  # nothing forwarded (only the join)
 
 
-async def test_a_failing_bot_is_reported_in_the_chat(client: TestClient) -> None:
+async def test_a_failing_bot_is_reported_in_the_chat(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     _, conv = await start(client)
-    await send(client, conv, "fail")
+    user_id = await send(client, conv, "fail")
 
     async def error_reply() -> dict[str, Any]:
         while True:
             for activity in (await poll(client, conv))["activities"]:
-                if activity.get("from", {}).get("role") == "bot" and "HTTP 500" in activity.get("text", ""):
+                if activity.get("from", {}).get("role") == "bot" and "internal error" in activity.get(
+                    "text", ""
+                ):
                     return activity
             await asyncio.sleep(0.02)
 
     reply = await asyncio.wait_for(error_reply(), 10)
     assert "could not process" in reply["text"]
+    assert reply["replyToId"] == user_id
+    assert "the bot's turn failed" in caplog.text
 
 
 async def test_turns_waiting_for_the_bot_are_bounded(client: TestClient, bot: RecordingBot) -> None:
@@ -333,11 +335,10 @@ async def test_idle_conversations_expire(client: TestClient) -> None:
 async def test_activity_log_and_conversation_count_are_bounded(client: TestClient) -> None:
     _, conv = await start(client)
     cid = conv["conversationId"]
+    conversation = client.app[LOCAL_DIRECT_LINE].store.get(cid)
+    assert conversation is not None
     for n in range(MAX_ACTIVITIES + 20):
-        response = await client.post(
-            f"/v3/conversations/{cid}/activities", json={"type": "message", "text": str(n)}
-        )
-        assert response.status == 200
+        conversation.append({"type": "message", "text": str(n)})
     page = await poll(client, conv)
     assert len(page["activities"]) == MAX_ACTIVITIES
     assert page["activities"][-1]["text"] == str(MAX_ACTIVITIES + 19)
@@ -349,14 +350,6 @@ async def test_activity_log_and_conversation_count_are_bounded(client: TestClien
     assert len(store) == 3
     assert cid not in store  # least recently active went first
     assert all(o["conversationId"] in store for o in others)
-
-
-async def test_bot_posts_to_unknown_conversations_are_404(client: TestClient) -> None:
-    response = await client.post("/v3/conversations/nope/activities", json={"type": "message", "text": "x"})
-    assert response.status == 404
-    _, conv = await start(client)
-    response = await client.post(f"/v3/conversations/{conv['conversationId']}/activities", data=b"{")
-    assert response.status == 400
 
 
 async def test_app_id_without_secret_explains_what_is_missing(make_client: MakeClient) -> None:
