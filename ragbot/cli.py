@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from rag.errors import ConfigError, RagError
+from ragbot.logs import redact
 
 COMMANDS = ("serve", "index", "ask", "config", "feedback", "teams-package")
 
@@ -57,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as exc:
-        print(f"ragbot {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"ragbot {args.command}: configuration error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except RagError as exc:
-        print(f"ragbot {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"ragbot {args.command}: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

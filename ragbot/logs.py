@@ -1,7 +1,8 @@
 """The one logging set-up: readable lines by default, JSON lines with `RAGBOT_LOG_FORMAT=json`.
 
 Every record passes a redaction filter first, so a secret that reaches a log message, an
-exception text or an argument (keys, passwords, bearer tokens, Direct Line secrets) prints as `***`.
+exception text or an argument (keys, passwords, bearer tokens, Direct Line secrets, the password in a
+URL's userinfo, secret query parameters such as a SAS `sig=`) prints as `***`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,25 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MASK = "***"
+SECRET_QUERY_PARAMETERS = (
+    "sig", "signature", "x-amz-signature", "x-goog-signature", "code", "key", "api-key", "api_key",
+    "apikey", "subscription-key", "token", "access_token", "id_token", "refresh_token", "secret",
+    "client_secret", "password", "passwd", "pwd",
+)  # fmt: skip
+"""Query parameters whose value is a credential: SAS signatures, OAuth codes and tokens, API keys."""
+_URL_PATTERNS = [
+    # the password of `scheme://user:password@host`, up to the authority's last '@'
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*(?=@)"),
+    re.compile(
+        rf"(?i)([?&;](?:{'|'.join(re.escape(name) for name in SECRET_QUERY_PARAMETERS)})=)[^&#\s\"'<>]+"
+    ),
+]
 _PATTERNS = [
+    *_URL_PATTERNS,
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_.~+/=]{8,}"),
     re.compile(
-        r"(?i)((?:api[-_]?key|password|secret|access[-_]?token|sig)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"
+        r"(?i)((?:api[-_]?key|password|secret|access[-_]?token|sig|accountkey|sharedaccesskey)[\"']?\s*[:=]\s*"
+        r"[\"']?)[^\s\"'&,;}]{4,}"
     ),
     # any JWT, e.g. the Direct Line stream token in a WebSocket URL's `?t=` (the access log prints it)
     re.compile(r"()eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
@@ -34,6 +50,13 @@ class LogSettings(BaseSettings):
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     extra_secrets: list[str] = Field(default_factory=list, exclude=True)
+
+
+def mask_urls(text: str) -> str:
+    """Mask the userinfo password and the secret query parameters of every URL in `text`."""
+    for pattern in _URL_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

@@ -10,10 +10,12 @@ from pydantic import BaseModel, SecretStr
 
 from rag.settings import choose_backend
 from ragbot.commands._common import load_all
+from ragbot.logs import MASK, mask_urls
 
 HELP = "show the effective settings (secrets masked) and the active answer backend"
-DESCRIPTION = """Print every setting ragbot reads, from the environment and .env, with secrets masked,
-and say which answer backend is active and why:
+DESCRIPTION = """Print every setting ragbot reads, from the environment and .env, with secrets masked
+(secret settings, the password in a URL, secret URL parameters such as a SAS sig=), and say
+which answer backend is active and why:
 
   on_your_data  Azure OpenAI chat completions with an azure_search data source
   grounded      On Your Data semantics on the client: Azure AI Search or the local
@@ -31,19 +33,30 @@ def _masked(model: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in model.__dict__.items():
         if isinstance(value, SecretStr):
-            out[name] = "***" if value.get_secret_value() else None
+            out[name] = MASK if value.get_secret_value() else None
         elif isinstance(value, BaseModel):
             out[name] = _masked(value)
         else:
-            out[name] = json.loads(json.dumps(value, default=str))
+            out[name] = _plain(json.loads(json.dumps(value, default=str)))
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value with the secrets of any URL in it masked (a password in userinfo, `?sig=`)."""
+    if isinstance(value, str):
+        return mask_urls(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_all()
     choice = choose_backend(settings.rag)
     groups = {
-        "backend": {"active": choice.name, "reason": choice.reason},
+        "backend": {"active": choice.name, "reason": mask_urls(choice.reason)},
         "azure_openai": _masked(settings.rag.openai),
         "azure_search": _masked(settings.rag.search),
         "ragbot": _masked(settings.rag.ragbot),
@@ -54,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(groups, indent=2))
         return 0
-    print(f"answer backend: {choice.name}\n  why: {choice.reason}")
+    print(f"answer backend: {choice.name}\n  why: {groups['backend']['reason']}")
     for group, values in groups.items():
         if group == "backend":
             continue
