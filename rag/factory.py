@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from rag.contract import Answerer
-from rag.settings import Settings, choose_backend
+from rag.settings import ON_YOUR_DATA_RETIRED, Settings, choose_backend
+
+log = logging.getLogger(__name__)
+
+RETIREMENT_WARNING = (
+    f"Azure OpenAI On Your Data was retired on {ON_YOUR_DATA_RETIRED}; Azure may refuse these requests. "
+    "Set RAGBOT_BACKEND=grounded (or auto) to answer from the same index with any chat deployment"
+)
 
 
 def build_answerer(settings: Settings) -> Answerer:
@@ -12,6 +21,7 @@ def build_answerer(settings: Settings) -> Answerer:
     if choice.name == "on_your_data":
         from rag.azure.on_your_data import OnYourDataAnswerer
 
+        log.warning(RETIREMENT_WARNING)
         return OnYourDataAnswerer.from_settings(settings)
     from rag.grounded.build import build_grounded
 

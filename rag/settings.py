@@ -162,6 +162,10 @@ class AzureSearchSettings(_Base):
     allow_partial_result: bool | None = None
     include_contexts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     use_integrated_vectorization: bool = False
+    knowledge_base: str | None = Field(default=None, description="agentic retrieval from this knowledge base")
+    knowledge_source: str | None = Field(default=None, description="its knowledge source (default: the index)")
+    reranker_threshold: float | None = Field(default=None, ge=0.0, le=4.0)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("content_columns", "vector_columns", "include_contexts", mode="before")
     @classmethod
@@ -184,7 +188,12 @@ class AzureSearchSettings(_Base):
 
     @property
     def configured(self) -> bool:
-        return bool(self.base_url and self.index)
+        return bool(self.base_url and (self.index or self.knowledge_base))
+
+    @property
+    def knowledge_source_name(self) -> str | None:
+        """`AZURE_SEARCH_KNOWLEDGE_SOURCE`, else the index's name (what `ragbot index` names it)."""
+        return self.knowledge_source or self.index
 
     @property
     def base_url(self) -> str | None:
@@ -232,10 +241,17 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         backend = self.ragbot.backend
-        if backend == "on_your_data" and not (self.openai.configured and self.search.configured):
+        if backend == "on_your_data" and not (
+            self.openai.configured and self.search.base_url and self.search.index
+        ):
             raise ValueError(
                 "RAGBOT_BACKEND=on_your_data needs AZURE_OPENAI_ENDPOINT (or _RESOURCE), AZURE_OPENAI_MODEL, "
                 "AZURE_SEARCH_SERVICE (or _ENDPOINT) and AZURE_SEARCH_INDEX"
+            )
+        if self.search.knowledge_base and not self.search.knowledge_source_name:
+            raise ValueError(
+                "AZURE_SEARCH_KNOWLEDGE_BASE needs its knowledge source: set AZURE_SEARCH_KNOWLEDGE_SOURCE "
+                "(or AZURE_SEARCH_INDEX, whose name `ragbot index --knowledge-base` gives the source)"
             )
         return self
 
@@ -247,22 +263,42 @@ class BackendChoice(BaseModel):
     reason: str
 
 
+ON_YOUR_DATA_RETIRED = "2026-10-14"
+
+
 def choose_backend(settings: Settings) -> BackendChoice:
-    """Resolve `RAGBOT_BACKEND=auto` the way the README documents it."""
+    """Resolve `RAGBOT_BACKEND=auto` the way the README documents it.
+
+    On Your Data was retired on 2026-10-14, so `auto` never picks it: with Azure OpenAI and Azure AI
+    Search configured, the grounded pipeline searches the index (or the knowledge base) itself and the
+    chat deployment writes the answer. On Your Data runs only when asked for by name."""
     chosen = settings.ragbot.backend
     aoai, search = settings.openai.configured, settings.search.configured
+    if chosen == "on_your_data":
+        return BackendChoice(
+            name=chosen,
+            reason=f"RAGBOT_BACKEND=on_your_data (On Your Data was retired on {ON_YOUR_DATA_RETIRED}; "
+            "RAGBOT_BACKEND=auto or grounded answers from the same index with any chat model)",
+        )
     if chosen != "auto":
         return BackendChoice(name=chosen, reason=f"RAGBOT_BACKEND={chosen}")
+    retriever = (
+        f"the knowledge base {settings.search.knowledge_base!r}"
+        if settings.search.knowledge_base
+        else "Azure AI Search"
+    )
     if aoai and search:
         return BackendChoice(
-            name="on_your_data",
-            reason="Azure OpenAI and Azure AI Search are both configured (set RAGBOT_BACKEND=grounded "
-            "for models that refuse data_sources)",
+            name="grounded",
+            reason=f"Azure OpenAI and Azure AI Search are configured: {retriever} is searched and "
+            f"{settings.openai.model!r} writes the answer (On Your Data was retired on "
+            f"{ON_YOUR_DATA_RETIRED}; RAGBOT_BACKEND=on_your_data still selects it)",
         )
     if search or settings.ragbot.llm_base_url:
         return BackendChoice(
             name="grounded",
-            reason="Azure AI Search or an OpenAI-compatible model is configured without On Your Data",
+            reason=f"{retriever if search else 'an OpenAI-compatible model'} is configured without "
+            "Azure OpenAI",
         )
     if aoai:
         return BackendChoice(

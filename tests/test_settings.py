@@ -15,6 +15,8 @@ AZURE_VARS = (
     "AZURE_SEARCH_ENDPOINT",
     "AZURE_SEARCH_INDEX",
     "AZURE_SEARCH_KEY",
+    "AZURE_SEARCH_KNOWLEDGE_BASE",
+    "AZURE_SEARCH_KNOWLEDGE_SOURCE",
     "RAGBOT_BACKEND",
     "RAGBOT_LLM_BASE_URL",
 )
@@ -33,7 +35,7 @@ def test_no_azure_settings_selects_local() -> None:
     assert "no Azure settings" in choice.reason
 
 
-def test_azure_openai_and_search_select_on_your_data(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_azure_openai_and_search_select_grounded_after_the_retirement(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_RESOURCE", "contoso-aoai")
     monkeypatch.setenv("AZURE_OPENAI_MODEL", "gpt-4o")
     monkeypatch.setenv("AZURE_SEARCH_SERVICE", "contoso-search")
@@ -41,7 +43,25 @@ def test_azure_openai_and_search_select_on_your_data(monkeypatch: pytest.MonkeyP
     settings = load_settings()
     assert settings.openai.base_url == "https://contoso-aoai.openai.azure.com"
     assert settings.search.base_url == "https://contoso-search.search.windows.net"
-    assert choose_backend(settings).name == "on_your_data"
+    choice = choose_backend(settings)
+    assert choice.name == "grounded"
+    assert "Azure AI Search is searched" in choice.reason and "'gpt-4o' writes the answer" in choice.reason
+    assert "retired on 2026-10-14" in choice.reason and "RAGBOT_BACKEND=on_your_data" in choice.reason
+    monkeypatch.setenv("AZURE_SEARCH_KNOWLEDGE_BASE", "kb-agentic")
+    assert "the knowledge base 'kb-agentic' is searched" in choose_backend(load_settings()).reason
+    monkeypatch.setenv("RAGBOT_BACKEND", "on_your_data")
+    choice = choose_backend(load_settings())
+    assert choice.name == "on_your_data" and "retired" in choice.reason
+
+
+def test_a_knowledge_base_needs_a_knowledge_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_SEARCH_SERVICE", "contoso-search")
+    monkeypatch.setenv("AZURE_SEARCH_KNOWLEDGE_BASE", "kb-agentic")
+    with pytest.raises(ConfigError, match="AZURE_SEARCH_KNOWLEDGE_SOURCE"):
+        load_settings()
+    monkeypatch.setenv("AZURE_SEARCH_KNOWLEDGE_SOURCE", "ks")
+    settings = load_settings()
+    assert settings.search.configured and settings.search.knowledge_source_name == "ks"
 
 
 def test_search_endpoint_wins_over_service(monkeypatch: pytest.MonkeyPatch) -> None:

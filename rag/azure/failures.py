@@ -12,7 +12,24 @@ NO_ON_YOUR_DATA = (
     "this model does not support On Your Data (Azure answered: {message}); use the grounded backend "
     "(RAGBOT_BACKEND=grounded), which searches the index itself and works with any chat model"
 )
+ON_YOUR_DATA_GONE = (
+    "Azure no longer serves On Your Data here (Azure answered: {message}); it was retired on 2026-10-14. "
+    "Set RAGBOT_BACKEND=grounded (or auto): it searches the same index itself and works with any chat model"
+)
 _UNRECOGNIZED = re.compile(r"unrecognized request argument supplied:\s*(data_sources|dataSources)", re.I)
+_FEATURE = r"(data[ _]?sources?|on your data|extensions?|azure_search)"
+# a model that takes no data sources: the argument is unknown to it, or its validator refuses extra inputs
+_NO_DATA_SOURCES = re.compile(
+    rf"{_FEATURE}\b.*\bnot (supported|available)|\bnot supported\b.*{_FEATURE}|extra inputs are not permitted",
+    re.I,
+)
+# the feature itself is gone: Azure's wording is not published, so the words it is bound to use are matched
+_RETIRED = re.compile(
+    rf"\bretire(d|ment)\b|{_FEATURE}\b.*\b(deprecated|no longer (supported|available))|"
+    rf"\b(deprecated|no longer (supported|available))\b.*{_FEATURE}",
+    re.I,
+)
+_RETIRED_CODES = frozenset({"OperationNotSupported", "FeatureRetired", "FeatureDeprecated", "Deprecated"})
 
 
 def error_fields(payload: Any) -> tuple[str, str, dict[str, Any]]:
@@ -46,6 +63,11 @@ def error_for(status: int, payload: Any, *, data_sources: bool, retry_after: flo
         return prompt_filtered(payload)
     if _UNRECOGNIZED.search(message):
         return DataSourceError(NO_ON_YOUR_DATA.format(message=message))
+    if data_sources and status in (400, 404, 410):
+        if status == 410 or code in _RETIRED_CODES or _RETIRED.search(message):
+            return DataSourceError(ON_YOUR_DATA_GONE.format(message=message or code or status))
+        if _NO_DATA_SOURCES.search(message):
+            return DataSourceError(NO_ON_YOUR_DATA.format(message=message))
     if status in (401, 403):
         return AuthError(f"{where}: {message or 'credentials refused'}")
     if status == 429:

@@ -17,9 +17,13 @@ DESCRIPTION = """Print every setting ragbot reads, from the environment and .env
 (secret settings, the password in a URL, secret URL parameters such as a SAS sig=), and say
 which answer backend is active and why:
 
-  on_your_data  Azure OpenAI chat completions with an azure_search data source
-  grounded      On Your Data semantics on the client: Azure AI Search or the local
-                index, then Azure OpenAI, an OpenAI-compatible model or extractive answers
+  grounded      On Your Data semantics on the client: the question is searched in
+                Azure AI Search (AZURE_SEARCH_INDEX), an Azure AI Search knowledge base
+                (AZURE_SEARCH_KNOWLEDGE_BASE) or the local index, then Azure OpenAI, an
+                OpenAI-compatible model or extractive answers write the reply.
+                RAGBOT_BACKEND=auto picks it whenever Azure is configured.
+  on_your_data  Azure OpenAI chat completions with an azure_search data source; retired
+                by Microsoft on 2026-10-14, so only RAGBOT_BACKEND=on_your_data selects it
   local         the embedded default: local index and extractive answers, no cloud
 
 A bad value fails here with the variable's name and the allowed range."""

@@ -60,6 +60,7 @@ def ragbot(
             "AZURE_SEARCH_SERVICE": "contoso",
             "AZURE_SEARCH_INDEX": "kb",
             "AZURE_SEARCH_KEY": "search-key",
+            "RAGBOT_BACKEND": "on_your_data",
             "RAGBOT_RETRY_BUDGET": "0",
         }
     )
@@ -131,3 +132,24 @@ async def test_ask_explains_a_model_without_on_your_data(fake_azure: FakeAzure, 
         and "RAGBOT_BACKEND=grounded" in err
     )
     assert json.dumps(refused) not in out
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (400, {"code": "OperationNotSupported", "message": "On Your Data has been retired."}, "retired"),
+        (410, {"code": "Gone", "message": "This feature is no longer available."}, "retired"),
+        (
+            400,
+            {"code": "", "message": "Validation error at #/max_completion_tokens: Extra inputs are not permitted"},
+            "does not support On Your Data",
+        ),
+        (400, {"code": "BadRequest", "message": "Data sources are not supported by this model."}, "does not"),
+    ],
+)
+async def test_ask_names_a_retired_feature_or_a_model_without_data_sources(
+    fake_azure: FakeAzure, ragbot: Runner, status: int, error: dict[str, str], says: str
+) -> None:
+    fake_azure.reply(Reply(status=status, body={"error": error}))
+    code, _, err = await ragbot("vpn?")
+    assert code == 1 and "DataSourceError" in err and says in err and "RAGBOT_BACKEND=grounded" in err

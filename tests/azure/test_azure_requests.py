@@ -4,6 +4,7 @@ and response parsing beyond the official examples."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -426,10 +427,17 @@ def test_legacy_response_shapes() -> None:
         assert answer.intent == ["hiking place in seattle"]
 
 
-async def test_factory_picks_on_your_data_when_azure_is_configured(make_settings: MakeSettings) -> None:
-    answerer = build_answerer(make_settings(BASE))
+async def test_on_your_data_only_by_name_and_with_one_retirement_warning(
+    make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    automatic = build_answerer(make_settings(BASE))
+    await automatic.aclose()
+    assert automatic.name == "grounded" and not caplog.records
+    answerer = build_answerer(make_settings({**BASE, "RAGBOT_BACKEND": "on_your_data"}))
     try:
         assert isinstance(answerer, OnYourDataAnswerer) and isinstance(answerer, Answerer)
         assert answerer.name == "on_your_data" and await answerer.ready() is None
+        (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert "retired on 2026-10-14" in warning.message and "RAGBOT_BACKEND=grounded" in warning.message
     finally:
         await answerer.aclose()

@@ -286,6 +286,7 @@ async def test_secrets_never_reach_the_logs(
         "AZURE_SEARCH_ENDPOINT": "https://search.invalid",
         "AZURE_SEARCH_INDEX": "kb",
         "AZURE_SEARCH_KEY": SEARCH_KEY,
+        "RAGBOT_BACKEND": "on_your_data",
         "MicrosoftAppPassword": APP_PASSWORD,
         "RAGBOT_DATA_DIR": str(tmp_path),
         "RAGBOT_RETRY_BUDGET": "0.5",
