@@ -163,7 +163,7 @@ class AzureSearchSettings(_Base):
     include_contexts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     use_integrated_vectorization: bool = False
     knowledge_base: str | None = Field(default=None, description="agentic retrieval from this knowledge base")
-    knowledge_source: str | None = Field(default=None, description="its knowledge source (default: the index)")
+    knowledge_source: str | None = Field(default=None, description="its knowledge source (default: index)")
     reranker_threshold: float | None = Field(default=None, ge=0.0, le=4.0)
     max_output_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
 

@@ -35,7 +35,9 @@ def test_no_azure_settings_selects_local() -> None:
     assert "no Azure settings" in choice.reason
 
 
-def test_azure_openai_and_search_select_grounded_after_the_retirement(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_azure_openai_and_search_select_grounded_after_the_retirement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AZURE_OPENAI_RESOURCE", "contoso-aoai")
     monkeypatch.setenv("AZURE_OPENAI_MODEL", "gpt-4o")
     monkeypatch.setenv("AZURE_SEARCH_SERVICE", "contoso-search")

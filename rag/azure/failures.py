@@ -20,7 +20,8 @@ _UNRECOGNIZED = re.compile(r"unrecognized request argument supplied:\s*(data_sou
 _FEATURE = r"(data[ _]?sources?|on your data|extensions?|azure_search)"
 # a model that takes no data sources: the argument is unknown to it, or its validator refuses extra inputs
 _NO_DATA_SOURCES = re.compile(
-    rf"{_FEATURE}\b.*\bnot (supported|available)|\bnot supported\b.*{_FEATURE}|extra inputs are not permitted",
+    rf"{_FEATURE}\b.*\bnot (supported|available)|\bnot supported\b.*{_FEATURE}|"
+    r"extra inputs are not permitted",
     re.I,
 )
 # the feature itself is gone: Azure's wording is not published, so the words it is bound to use are matched

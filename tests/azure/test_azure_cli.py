@@ -141,7 +141,7 @@ async def test_ask_explains_a_model_without_on_your_data(fake_azure: FakeAzure, 
         (410, {"code": "Gone", "message": "This feature is no longer available."}, "retired"),
         (
             400,
-            {"code": "", "message": "Validation error at #/max_completion_tokens: Extra inputs are not permitted"},
+            {"message": "Validation error at #/max_completion_tokens: Extra inputs are not permitted"},
             "does not support On Your Data",
         ),
         (400, {"code": "BadRequest", "message": "Data sources are not supported by this model."}, "does not"),
