@@ -27,6 +27,8 @@ class Document:
     url: str | None = None
     last_modified: str | None = None
     group_ids: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the loader repaired to read the file (`path: line N: ...`), for the run's report."""
 
 
 class LoadError(Exception):

@@ -7,10 +7,16 @@ date, and the groups allowed to see it (security trimming).
 Where group ids come from: a Markdown front matter key `groups` (a YAML list or a comma-separated
 string) or an HTML `<meta name="groups" content="hr, managers">`. Other types, and files without the
 key, are visible to everyone.
+
+Loaders never reject a file for what a person can read past: a front matter that is not valid YAML
+(`title: Foo: Bar`) is read as `key: value` lines, text that is not UTF-8 is read as UTF-16 (by its byte
+order mark) or Windows-1252; each such repair is a warning on the document (file and line), which the
+indexing run logs and reports. A document without a title is titled by its first heading.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -34,6 +40,11 @@ from indexing.documents import Document, LoadError, Section
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _ATX_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_SETEXT = re.compile(r"^[ \t]{0,3}(=+|-+)[ \t]*$")
+_NOT_PARAGRAPH = re.compile(r"^(?:    |\t|[ \t]*(?:[-*+>|]|\d+[.)])(?:\s|$))")  # code, lists, quotes, tables
+_LENIENT_LINE = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*)$")
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_WEB_URL = re.compile(r"^https?://\S+$")
 
 
 def iso_utc(value: Any) -> str | None:
@@ -56,14 +67,48 @@ def _groups(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def _text(data: bytes) -> str:
+def _text(data: bytes, warnings: list[str]) -> str:
+    """Text by its byte order mark (UTF-8, UTF-16), else UTF-8, else Windows-1252 with a warning."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding or "utf-8")
     except UnicodeDecodeError as exc:
-        raise LoadError(f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+        if encoding is not None:
+            raise LoadError(f"not {encoding} text (invalid byte at offset {exc.start})") from None
+        text = data.decode("cp1252", errors="replace")
+        line = data.count(b"\n", 0, exc.start) + 1
+        warnings.append(f"line {line}: not UTF-8, read as Windows-1252 (save the file as UTF-8)")
     if "\x00" in text:
         raise LoadError("binary data in a text file (NUL bytes)")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _web_url(value: Any) -> str | None:
+    """`value` when it is an absolute http(s) URL (metadata fields also hold other things)."""
+    text = str(value or "").strip()
+    return text if _WEB_URL.match(text) else None
+
+
+def front_matter(block: str, first_line: int, warnings: list[str]) -> dict[str, Any]:
+    """The front matter's keys: YAML when it parses, else its `key: value` lines read one by one."""
+    try:
+        loaded = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + mark.line if mark is not None else first_line
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        warnings.append(f"line {line}: front matter is not valid YAML ({problem}); read as key: value lines")
+        loaded = None
+        meta: dict[str, Any] = {}
+        for line_text in block.split("\n"):
+            found = _LENIENT_LINE.match(line_text.strip())
+            if found:
+                meta[found.group(1)] = found.group(2).strip().strip("'\"")
+        return meta
+    if loaded is not None and not isinstance(loaded, dict):
+        warnings.append(f"line {first_line}: front matter is not a mapping of keys to values; ignored")
+        return {}
+    return loaded or {}
 
 
 class _Outline:
@@ -84,56 +129,88 @@ class _Outline:
     def add(self, text: str) -> None:
         self._lines.append(text)
 
+    def drop_last(self) -> None:
+        """Take back the last line added (it turned out to be a setext heading)."""
+        if self._lines:
+            self._lines.pop()
+
     def flush(self) -> None:
         text = "\n".join(self._lines).strip()
         if text:
             self.sections.append(Section(text=text, heading_path=tuple(t for _, t in self._path)))
         self._lines = []
 
-    def first_heading(self, level: int) -> str | None:
+    def first_heading(self, level: int | None = None) -> str | None:
+        """The first heading of `level` (None: of any level)."""
         for section in self.sections:
-            if section.heading_path and section.text.startswith("#" * level + " "):
+            if not section.heading_path:
+                continue
+            if level is None or section.text.startswith("#" * level + " "):
                 return section.heading_path[-1]
         return None
 
+    def title(self) -> str | None:
+        """What a document without a title is called: its first `#` heading, else its first heading."""
+        return self.first_heading(1) or self.first_heading()
 
-def load_markdown(data: bytes, path: Path) -> Document:
-    text = _text(data)
-    meta: dict[str, Any] = {}
-    match = _FRONT_MATTER.match(text)
-    if match:
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as exc:
-            raise LoadError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise LoadError("front matter is not a mapping of keys to values")
-        meta = loaded or {}
-        text = text[match.end() :]
+
+def _markdown_outline(text: str, *, atx: bool = True) -> _Outline:
+    """Sections by ATX (`# Title`, unless `atx` is false) and setext (`Title` over `=====` or `-----`)
+    headings, outside code fences."""
     outline = _Outline()
     fenced = False
+    previous: str | None = None  # the paragraph line a setext underline would turn into a heading
     for line in text.split("\n"):
         if _FENCE.match(line):
             fenced = not fenced
-        heading = None if fenced else _ATX_HEADING.match(line)
+        heading = None if fenced or not atx else _ATX_HEADING.match(line)
+        underline = None if fenced or previous is None else _SETEXT.match(line)
         if heading:
             outline.heading(len(heading.group(1)), heading.group(2).strip())
+            previous = None
+        elif underline and previous is not None:
+            outline.drop_last()
+            outline.heading(1 if underline.group(1)[0] == "=" else 2, previous)
+            previous = None
         else:
             outline.add(line)
+            stripped = line.strip()
+            paragraph = stripped and not fenced and not _NOT_PARAGRAPH.match(line)
+            previous = stripped if paragraph else None
     outline.flush()
+    return outline
+
+
+def load_markdown(data: bytes, path: Path) -> Document:
+    warnings: list[str] = []
+    text = _text(data, warnings)
+    meta: dict[str, Any] = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        meta = front_matter(match.group(1), 2, warnings)
+        text = text[match.end() :]
+    outline = _markdown_outline(text)
     title = meta.get("title")
     return Document(
-        title=str(title) if title else outline.first_heading(1),
+        title=str(title).strip() if title else outline.title(),
         sections=outline.sections,
-        url=str(meta["url"]) if meta.get("url") else None,
+        url=str(meta["url"]).strip() if meta.get("url") else None,
         last_modified=iso_utc(meta.get("last_modified") or meta.get("date")),
         group_ids=_groups(meta.get("groups")),
+        warnings=[f"{path}: {warning}" for warning in warnings],
     )
 
 
 def load_text(data: bytes, path: Path) -> Document:
-    text = _text(data).strip()
-    return Document(title=None, sections=[Section(text=text)] if text else [])
+    """Plain text; a first line underlined with `===` (reStructuredText, setext) is its title."""
+    warnings: list[str] = []
+    text = _text(data, warnings).strip()
+    outline = _markdown_outline(text, atx=False)
+    return Document(
+        title=outline.title(),
+        sections=outline.sections,
+        warnings=[f"{path}: {warning}" for warning in warnings],
+    )
 
 
 # --- HTML ---------------------------------------------------------------------------------------------
@@ -151,6 +228,7 @@ _DROP = (
     "svg",
     "iframe",
 )
+_PERMALINK_MARKS = {"¶", "#", "§", "🔗"}
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _BLOCKS = {"p", "pre", "blockquote", "dt", "dd", "figcaption", "address", "summary"}
 _CONTAINERS = [*_HEADINGS, "p", "ul", "ol", "table", "div", "section", "article", "pre"]
@@ -230,10 +308,13 @@ def load_html(data: bytes, path: Path) -> Document:
         raise LoadError("no HTML content")
     for tag in main.find_all(_DROP):
         tag.decompose()
+    for tag in main.find_all("a"):  # permalink marks next to headings (Sphinx "¶", "#", "🔗")
+        if "headerlink" in (tag.get("class") or []) or tag.get_text().strip() in _PERMALINK_MARKS:
+            tag.decompose()
     outline = _Outline()
     _html_blocks(main, outline)
     outline.flush()
-    h1 = outline.first_heading(1)
+    h1 = outline.first_heading(1) or outline.first_heading()
     # "<title>Guest Wi-Fi | Contoso Help Centre" with "<h1>Guest Wi-Fi": the h1 is the document's own title.
     title = h1 if h1 and (not head_title or head_title.startswith(h1)) else head_title or h1
     return Document(
@@ -271,6 +352,39 @@ def _pdf_outline(reader: PdfReader) -> list[tuple[int, tuple[str, ...]]]:
     return sorted(found, key=lambda entry: entry[0])
 
 
+_PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d+\s*(?:(?:/|of)\s*\d+)?\W*$", re.I)
+_FURNITURE_LINES = 3  # lines at the top and at the bottom of a page where headers and footers sit
+
+
+def _without_furniture(pages: list[list[str]]) -> list[list[str]]:
+    """Pages without their running headers and footers: page numbers ("Page 2 of 3", "- 2 -") and, on
+    documents of two pages or more, lines repeated at the top or bottom of most pages (digits ignored)."""
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+    edges = [{key(line) for line in lines[:_FURNITURE_LINES] + lines[-_FURNITURE_LINES:]} for lines in pages]
+    seen: dict[str, int] = {}
+    for found in edges:
+        for item in found:
+            seen[item] = seen.get(item, 0) + 1
+    repeated = {item for item, count in seen.items() if len(pages) >= 2 and count > len(pages) / 2}
+    out: list[list[str]] = []
+    for lines in pages:
+        last = len(lines) - _FURNITURE_LINES
+        out.append(
+            [
+                line
+                for n, line in enumerate(lines)
+                if not (
+                    (n < _FURNITURE_LINES or n >= last)
+                    and (_PAGE_NUMBER.match(line) or key(line) in repeated)
+                )
+            ]
+        )
+    return out
+
+
 def load_pdf(data: bytes, path: Path) -> Document:
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -278,19 +392,24 @@ def load_pdf(data: bytes, path: Path) -> Document:
             raise LoadError("encrypted PDF: it needs a password")
         outline = _pdf_outline(reader)
         sections: list[Section] = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = "\n".join(line.rstrip() for line in (page.extract_text() or "").splitlines()).strip()
+        pages = [
+            [line.rstrip() for line in (page.extract_text() or "").splitlines() if line.strip()]
+            for page in reader.pages
+        ]
+        for number, lines in enumerate(_without_furniture(pages), start=1):
+            text = "\n".join(lines).strip()
             heading_path = next((p for n, p in reversed(outline) if n <= number), ())
             if text:
                 sections.append(Section(text=text, heading_path=heading_path, page=number))
         info = reader.metadata
         title = str(info.title).strip() if info and info.title else None
         modified = info.modification_date if info else None
+        url = _web_url(info.get("/URL")) or _web_url(info.subject) if info else None
     except LoadError:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files; all mean "cannot read"
         raise LoadError(f"unreadable PDF: {type(exc).__name__}: {exc}") from None
-    return Document(title=title or None, sections=sections, last_modified=iso_utc(modified))
+    return Document(title=title or None, sections=sections, url=url, last_modified=iso_utc(modified))
 
 
 # --- DOCX ---------------------------------------------------------------------------------------------
@@ -340,8 +459,9 @@ def load_docx(data: bytes, path: Path) -> Document:
     outline.flush()
     props = document.core_properties
     return Document(
-        title=(props.title or "").strip() or styled_title or outline.first_heading(1),
+        title=(props.title or "").strip() or styled_title or outline.title(),
         sections=outline.sections,
+        url=_web_url(props.identifier),
         last_modified=iso_utc(props.modified),
     )
 

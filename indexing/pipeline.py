@@ -57,6 +57,8 @@ class IndexSummary(BaseModel):
     files_unchanged: int = 0
     files_unsupported: int = 0
     files_deleted: int = 0
+    skipped: list[str] = Field(default_factory=list, description="paths of the files that are not documents")
+    warnings: list[str] = Field(default_factory=list, description="what was repaired to read a file")
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Indexer:
         found = discover(list(roots))
         summary.files_seen = len(found.files) + len(found.skipped)
         summary.files_unsupported = len(found.skipped)
+        summary.skipped = [str(path) for path in found.skipped]
         summary.errors += [FileError(path=p, reason=r) for p, r in found.errors]
         changed: list[SourceFile] = []
         for source in found.files:
@@ -224,6 +227,9 @@ class Indexer:
             return None
         finally:
             bars["files"].update(1)
+        for warning in document.warnings:
+            log.warning("%s", warning)
+        summary.warnings += document.warnings
         if not chunks:
             log.info("%s has no text to index", source.path)
         bars["chunks"].update(len(chunks))

@@ -34,7 +34,10 @@ them are visible to everyone.
 
 Progress bars go to stderr on a terminal, log lines otherwise. --json prints the summary as one JSON
 object on stdout (files_seen, files_skipped, files_failed, chunks_added, chunks_updated,
-chunks_deleted, seconds, errors; files_skipped = unchanged files + files that are not documents).
+chunks_deleted, seconds, errors, skipped, warnings; files_skipped = unchanged files + files that are
+not documents, `skipped` names the latter). A file is never rejected for a front matter that is not
+valid YAML or for text that is not UTF-8: it is read leniently and the repair is a warning naming the
+file and line.
 Exit status 1 when a file failed, 2 on bad usage or settings."""
 
 
@@ -72,6 +75,8 @@ def _print_summary(summary: IndexSummary) -> None:
         f"  chunks: {summary.chunks_added} added, {summary.chunks_updated} updated, "
         f"{summary.chunks_deleted} deleted",
     ]
+    lines += [f"  skipped (not a document): {path}" for path in summary.skipped]
+    lines += [f"  warning: {warning}" for warning in summary.warnings]
     lines += [f"  failed: {error.path}: {error.reason}" for error in summary.errors]
     print("\n".join(lines), file=sys.stderr)
 

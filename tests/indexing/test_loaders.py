@@ -27,12 +27,38 @@ def test_markdown_front_matter_headings_and_code_fences() -> None:
     assert doc.sections[2].text.startswith("### On a Mac")
 
 
-def test_markdown_without_front_matter_takes_the_first_h1_and_bad_yaml_fails() -> None:
+def test_markdown_without_front_matter_takes_the_first_heading() -> None:
     assert load(b"Some text\n\n# The Title\n\nbody\n", Path("x.md")).title == "The Title"
-    with pytest.raises(LoadError, match="front matter"):
-        load(b"---\ntitle: [open\n---\nbody\n", Path("x.md"))
-    with pytest.raises(LoadError, match="UTF-8"):
-        load("caf\u00e9".encode("latin-1"), Path("x.txt"))
+    assert load(b"Intro\n\n## Reporting bugs\n\nbody\n", Path("bugs.md")).title == "Reporting bugs"
+    setext = load(
+        b"Reporting bugs\n==============\n\nOpen an issue.\n\nDetails\n-------\n\nMore.\n", Path("bugs.md")
+    )
+    assert setext.title == "Reporting bugs"
+    assert [s.heading_path for s in setext.sections] == [("Reporting bugs",), ("Reporting bugs", "Details")]
+    assert "=====" not in "".join(s.text for s in setext.sections)
+    assert load(b"Bugs\n====\n\nOpen an issue.\n", Path("bugs.txt")).title == "Bugs"
+
+
+def test_front_matter_that_is_not_yaml_is_read_leniently_with_a_warning() -> None:
+    text = b"---\ntitle: VPN: connect on Windows\nurl: https://kb.example/vpn\n---\n\nStep one.\n"
+    doc = load(text, Path("kb/vpn.md"))
+    assert doc.title == "VPN: connect on Windows" and doc.url == "https://kb.example/vpn"
+    assert len(doc.warnings) == 1 and doc.warnings[0].startswith("kb/vpn.md: line 2: front matter")
+    assert "Step one." in doc.sections[0].text
+    assert load(b"---\ntitle: [open\n---\nbody\n", Path("x.md")).warnings
+
+
+def test_text_encodings_by_bom_and_a_cp1252_fallback() -> None:
+    assert (
+        load("caf\u00e9 cr\u00e8me".encode("utf-16"), Path("x.txt")).sections[0].text
+        == "caf\u00e9 cr\u00e8me"
+    )
+    assert load(b"\xef\xbb\xbf# Caf\xc3\xa9\n", Path("x.md")).title == "Caf\u00e9"
+    latin = load("ok\nna\u00efve \u20ac5".encode("cp1252"), Path("kb/old.txt"))
+    assert latin.sections[0].text == "ok\nna\u00efve \u20ac5"
+    assert latin.warnings == ["kb/old.txt: line 2: not UTF-8, read as Windows-1252 (save the file as UTF-8)"]
+    with pytest.raises(LoadError, match="NUL"):
+        load(b"a\x00b", Path("x.txt"))
 
 
 def test_html_main_content_title_canonical_and_groups() -> None:
@@ -41,7 +67,8 @@ def test_html_main_content_title_canonical_and_groups() -> None:
         "<link rel='canonical' href='https://kb.example/wifi'>"
         "<meta name='last-modified' content='2025-01-08'>"
         "<script>var x = 1;</script></head><body><header>Site header</header><nav>Menu</nav>"
-        "<main><h1>Guest Wi-Fi</h1><p>Join <strong>Contoso-Guest</strong>.</p>"
+        "<main><h1>Guest Wi-Fi<a class='headerlink' href='#g'>\u00b6</a></h1>"
+        "<p>Join <strong>Contoso-Guest</strong>.</p>"
         "<h2>Limits</h2><ul><li>10 Mbps</li><li>24 hours</li></ul>"
         "<table><tr><th>Site</th><th>SSID</th></tr><tr><td>London</td><td>CG-LDN</td></tr></table>"
         "<aside>Related</aside></main><footer>Footer</footer></body></html>"
@@ -54,6 +81,7 @@ def test_html_main_content_title_canonical_and_groups() -> None:
     for chrome in ("Site header", "Menu", "Footer", "Related", "var x"):
         assert chrome not in text
     assert doc.sections[-1].heading_path == ("Guest Wi-Fi", "Limits")
+    assert "\u00b6" not in text
 
 
 def test_pdf_pages_outline_and_failures() -> None:
@@ -111,3 +139,16 @@ def test_discovery_skips_hidden_folders_readme_and_unknown_types(kb: Path) -> No
     assert clash.errors == [
         (str(other / "vpn.md"), f"same relative path as {kb / 'it' / 'vpn.md'}: index the folders separately")
     ]
+
+
+def test_pdf_and_docx_keep_their_metadata_urls_and_drop_page_furniture() -> None:
+    """The sample's PDF carries its URL in /Subject and in every page footer, the DOCX in dc:identifier."""
+    samples = Path(__file__).resolve().parents[2] / "samples" / "helpdesk"
+    pdf = load((samples / "hr" / "expense-policy.pdf").read_bytes(), Path("expense-policy.pdf"))
+    assert pdf.url == "https://kb.contoso.example/hr/expense-policy"
+    text = "\n".join(section.text for section in pdf.sections)
+    assert "Page 2 of 3" not in text and "Contoso Ltd. - Travel and Expense Policy" not in text
+    assert "Per diem" in text
+    guide = load((samples / "it" / "new-starter-it-guide.docx").read_bytes(), Path("guide.docx"))
+    assert guide.url == "https://kb.contoso.example/it/new-starter-it-guide"
+    assert load(docx_bytes(), Path("guide.docx")).url is None  # no identifier: no url

@@ -130,11 +130,12 @@ async def test_unreadable_files_are_reported_and_keep_their_old_chunks(tmp_path:
     summary = await index(store, kb)
 
     reasons = {Path(e.path).name: e.reason for e in summary.errors}
-    assert set(reasons) == {"expenses.pdf", "laptops.docx", "notes.md"}
+    assert set(reasons) == {"expenses.pdf", "laptops.docx"}
     assert reasons["expenses.pdf"].startswith("unreadable PDF")
     assert reasons["laptops.docx"].startswith("unreadable DOCX")
-    assert "front matter" in reasons["notes.md"]
-    assert summary.files_failed == 3 and summary.files_unchanged == 3
+    # a front matter that is not YAML does not reject the file: it is read leniently, with a warning
+    assert [w.split(": ")[0] for w in summary.warnings] == [str(kb / "it" / "notes.md")]
+    assert summary.files_failed == 2 and summary.files_unchanged == 3
     files = chunks_by_file(store)
     assert "hr/expenses.pdf" in files and "it/laptops.docx" in files, (
         "a file that became unreadable keeps its chunks"
@@ -167,6 +168,20 @@ def test_command_line_prints_one_json_summary(tmp_path: Path, kb: Path) -> None:
     assert {*keys, "seconds", "errors"} <= set(summary)
     assert summary["files_seen"] == 7 and summary["chunks_added"] > 0 and summary["errors"] == []
     assert "Indexed into local" in first.stderr and (tmp_path / "data" / "index.sqlite").exists()
+    assert sorted(Path(p).name for p in summary["skipped"]) == ["README.md", "logo.png"]
+    assert f"skipped (not a document): {kb / 'README.md'}" in first.stderr
+
+    # Front matter that is not YAML and text that is not UTF-8: indexed, with a warning naming the line.
+    (kb / "it" / "colon.md").write_text("---\ntitle: VPN: Windows\n---\n\nConnect first.\n")
+    (kb / "it" / "latin.txt").write_bytes("Caf\u00e9 opening hours".encode("latin-1"))
+    lenient = ragbot(tmp_path, str(kb), "--json")
+    assert lenient.returncode == 0, lenient.stderr
+    result = json.loads(lenient.stdout)
+    assert result["files_indexed"] == 2 and result["errors"] == []
+    assert [w.split(": line")[0] for w in result["warnings"]] == [
+        str(kb / "it" / n) for n in ("colon.md", "latin.txt")
+    ]
+    assert f"{kb / 'it' / 'colon.md'}: line 2: front matter is not valid YAML" in lenient.stderr
 
     (kb / "it" / "broken.pdf").write_bytes(b"not a pdf")
     second = ragbot(tmp_path, str(kb), "--json")
