@@ -26,7 +26,8 @@ from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_
 from bot.limits import RateLimiter, tenant_allowed
 from bot.memory import KeyedLocks, KeyValueStore, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
-from bot.render import can_stream, cite_partial, informative_text, render_error, render_reply
+from bot.pacing import paced
+from bot.render import can_stream, channel_kind, cite_partial, informative_text, render_error, render_reply
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
 from bot.streamer import Streamer, StreamStopped
@@ -50,6 +51,8 @@ class TurnTiming:
 
     stream_interval: float = 1.0
     """Teams accepts at most one stream request per second."""
+    web_stream_interval: float = 0.25
+    """Web Chat and Direct Line have no such rule: updates this often show the text growing."""
     stream_budget: float = 100.0
     """Teams ends a stream after two minutes; past this the answer is given up and the stream closed."""
     typing_delay: float = 0.25
@@ -208,7 +211,9 @@ class TurnHandler:
     async def _answer_streamed(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
     ) -> None:
-        streamer = Streamer(outbox, self.timing.stream_interval)
+        teams = channel_kind(activity["channelId"]) == "teams"
+        interval = self.timing.stream_interval if teams else self.timing.web_stream_interval
+        streamer = Streamer(outbox, interval)
         try:
             if not await streamer.start(informative_text()):
                 await self._answer_once(activity, key, snapshot, question, outbox)
@@ -220,7 +225,7 @@ class TurnHandler:
         failure: BaseException | None = None
         try:
             async with asyncio.timeout(self.timing.stream_budget):
-                deltas = self.answerer.stream(snapshot.state.history(), question, _asker(activity))
+                deltas = paced(self.answerer.stream(snapshot.state.history(), question, _asker(activity)))
                 try:
                     async for delta in deltas:
                         builder.add(delta)

@@ -39,7 +39,8 @@ def test_config_masks_secrets_and_names_backend(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "topsecret" not in result.stdout
     data = json.loads(result.stdout)
-    assert data["azure_search"]["key"] == "***"
+    assert data["azure_search"]["AZURE_SEARCH_KEY"] == "***"
+    assert data["bot"]["MicrosoftAppId"] is not None and data["ragbot"]["RAGBOT_BACKEND"] == "auto"
     assert data["backend"]["active"] == "local"
     assert data["bot"]["auth"].startswith("off")
 

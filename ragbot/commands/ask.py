@@ -5,27 +5,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rag.contract import Answer, AnswerBuilder, Answerer, Turn
+from bot.pacing import paced
+from bot.render.failures import FILTERED_ANSWER, NO_ANSWER, NOT_IN_KNOWLEDGE_BASE
+from bot.render.sources import cite, cite_partial
+from rag.contract import REFUSAL, Answer, AnswerBuilder, Answerer, Turn
 from rag.factory import build_answerer
-from ragbot.commands._common import init
+from ragbot.commands._common import AllSettings, init
+
+NUMBER = re.compile(r"\[(\d+)\]")
 
 HELP = "answer a question (or a questions file) from the knowledge base"
 DESCRIPTION = """Answer with the active backend (see `ragbot config`) and print the answer with its
-numbered sources. Examples:
+numbered sources, worded as the bot words them (the same refusal, the same numbering: one
+number per document, 1, 2, ... by first use). Examples:
 
   ragbot ask "How do I connect to the VPN?"
   ragbot ask --history "How do I connect to the VPN on Windows?" "and on a Mac?"
   ragbot ask --json "vpn error 809"
   ragbot ask --batch samples/helpdesk/questions.jsonl --json > answers.jsonl
 
+--json prints the answer with `citations` holding only the documents it cites (renumbered
+[doc1], [doc2], ... like the text), every retrieved document under `retrieved`, and `refused`.
+--stream prints the answer as it is written.
+
 A questions file has one JSON object a line: id, question, optional history (earlier user
-turns, each answered first so follow-ups see real context), relevant, answerable."""
+turns, each answered first so follow-ups see real context), relevant, answerable.
+
+Without Azure settings the answer comes from the local index in RAGBOT_DATA_DIR (default: data,
+relative to the current folder); build it with `ragbot index FOLDER`."""
 
 
 class QuestionLine(BaseModel):
@@ -60,19 +74,62 @@ async def _with_history(answerer: Answerer, earlier: list[str]) -> list[Turn]:
     return history
 
 
-def _print_text(answer: Answer, *, body: bool = True) -> None:
-    if body:
-        print(answer.content)
+def plain_text(answer: Answer) -> str:
+    """The answer as the bot words it (same refusal and failure sentences), with its sources numbered
+    1, 2, ... by first use, one line per document, and the searches it ran on a last, quiet line."""
+    if answer.refused:
+        return NOT_IN_KNOWLEDGE_BASE
+    if answer.finish_reason == "content_filter":
+        return FILTERED_ANSWER
+    cited = cite(answer.content, answer.citations)
+    lines = [cited.text.strip() or NO_ANSWER]
+    if cited.sources:
+        lines += ["", "Sources:"]
+        for source in cited.sources:
+            where = source.link or source.citation.filepath
+            lines.append(f"  [{source.position}] {source.name}" + (f" - {where}" if where else ""))
     if answer.intent:
-        print(f"\nSearched for: {'; '.join(answer.intent)}")
-    cited = answer.cited_numbers()
-    if cited:
-        print("\nSources:")
-    for number in cited:
-        if 1 <= number <= len(answer.citations):
-            c = answer.citations[number - 1]
-            where = c.url or c.filepath or ""
-            print(f"  [doc{number}] {c.title or c.filepath or 'untitled'}" + (f" - {where}" if where else ""))
+        lines += ["", f"(searched for: {'; '.join(answer.intent)})"]
+    return "\n".join(lines)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The Answer with `citations` only the documents the content cites, renumbered `[doc1]`, `[doc2]`,
+    ... by first use (a document cited twice is one citation); every retrieved document is under
+    `retrieved`, in retrieval order."""
+    cited = cite(answer.content, answer.citations)
+    content = NUMBER.sub(lambda m: f"[doc{m.group(1)}]", cited.text)
+    body = answer.model_dump(mode="json")
+    body.update(
+        content=content,
+        citations=[source.citation.model_dump(mode="json") for source in cited.sources],
+        retrieved=body["citations"],
+        refused=answer.refused,
+    )
+    return body
+
+
+async def _print_stream(answerer: Answerer, history: list[Turn], question: str) -> None:
+    """Print the answer as its pieces arrive: text before the first citation marker goes out at once,
+    then each piece as soon as its markers can be numbered; sources and searches follow."""
+    builder = AnswerBuilder()
+    shown = ""
+    async for delta in paced(answerer.stream(history, question)):
+        builder.add(delta)
+        answer = builder.answer
+        text = cite_partial(builder.text, answer.citations if answer.citations else None)
+        if builder.text.strip() == REFUSAL[: len(builder.text.strip())]:
+            continue  # a refusal is printed in the bot's words at the end
+        if text.startswith(shown) and len(text) > len(shown):
+            print(text[len(shown) :], end="", flush=True)
+            shown = text
+    final = builder.build()
+    rest = plain_text(final)
+    if shown and rest.startswith(shown):
+        rest = rest[len(shown) :]
+    elif shown:
+        print()
+    print(rest, flush=True)
 
 
 async def _ask(args: argparse.Namespace, answerer: Answerer) -> int:
@@ -83,29 +140,38 @@ async def _ask(args: argparse.Namespace, answerer: Answerer) -> int:
             line = QuestionLine.model_validate_json(raw)
             history = await _with_history(answerer, line.history)
             answer = await answerer.answer(history, line.question)
-            record: dict[str, Any] = {"id": line.id, "answer": answer.model_dump(mode="json")}
             if args.json:
-                print(json.dumps(record, ensure_ascii=False), flush=True)
+                print(
+                    json.dumps({"id": line.id, "answer": answer_json(answer)}, ensure_ascii=False), flush=True
+                )
             else:
                 print(f"== {line.id}: {line.question}")
-                _print_text(answer)
+                print(plain_text(answer))
                 print()
         return 0
     history = await _with_history(answerer, args.history)
     if args.stream and not args.json:
-        builder = AnswerBuilder()
-        async for delta in answerer.stream(history, args.question):
-            builder.add(delta)
-            print(delta.content, end="", flush=True)
-        print()
-        _print_text(builder.build(), body=False)
+        await _print_stream(answerer, history, args.question)
         return 0
     answer = await answerer.answer(history, args.question)
     if args.json:
-        print(answer.model_dump_json(indent=2))
+        print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False))
     else:
-        _print_text(answer)
+        print(plain_text(answer))
     return 0
+
+
+def not_ready_hint(settings: AllSettings, reason: str) -> str:
+    """What to change when the local index is missing: the folder it was looked for in, and how it
+    is found (RAGBOT_DATA_DIR, relative to the current folder) or built."""
+    index = settings.rag.ragbot.local_index_path
+    if index.is_file():
+        return reason
+    return (
+        f"{reason}\n  looked for {index.resolve()} (RAGBOT_DATA_DIR={settings.rag.ragbot.data_dir}, "
+        f"relative to {Path.cwd()}): set RAGBOT_DATA_DIR to the folder that holds index.sqlite, or build "
+        "one with `ragbot index FOLDER` (the sample: `ragbot index samples/helpdesk` in the ragbot repo)"
+    )
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -114,7 +180,10 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         reason = await answerer.ready()
         if reason:
-            print(f"ragbot ask: the {answerer.name} backend is not ready: {reason}", file=sys.stderr)
+            print(
+                f"ragbot ask: the {answerer.name} backend is not ready: {not_ready_hint(settings, reason)}",
+                file=sys.stderr,
+            )
             return 1
         return await _ask(args, answerer)
     finally:

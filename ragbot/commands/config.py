@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import AliasChoices, BaseModel, SecretStr
+from pydantic_settings import BaseSettings
 
 from rag.settings import choose_backend
 from ragbot.commands._common import load_all
@@ -26,16 +27,32 @@ which answer backend is active and why:
                 by Microsoft on 2026-10-14, so only RAGBOT_BACKEND=on_your_data selects it
   local         the embedded default: local index and extractive answers, no cloud
 
-A bad value fails here with the variable's name and the allowed range."""
+Each setting is shown under the environment variable that sets it (AZURE_SEARCH_TOP_K,
+RAGBOT_APP_NAME, MicrosoftAppId, ...). A bad value fails here with the variable's name and the
+allowed range."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
+def env_name(model: BaseModel, field: str) -> str:
+    """The environment variable that sets `field` of a settings model: its alias, else prefix + name."""
+    info = type(model).model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    if not isinstance(model, BaseSettings):
+        return field
+    return (str(model.model_config.get("env_prefix") or "") + field).upper()
+
+
 def _masked(model: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, value in model.__dict__.items():
+    for field, value in model.__dict__.items():
+        name = env_name(model, field)
         if isinstance(value, SecretStr):
             out[name] = MASK if value.get_secret_value() else None
         elif isinstance(value, BaseModel):
