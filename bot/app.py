@@ -11,12 +11,10 @@ from contextlib import suppress
 from typing import Any
 
 from aiohttp import web
-from botbuilder.core import Storage
 
 from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
 from bot.settings import BotSettings
-from bot.sqlite_storage import SqliteStorage
-from bot.storage import build_storage
+from bot.state import StateStore, build_store, open_store
 from bot.turns import TurnHandler, TurnTiming
 from bot.web import add_webchat_routes
 from rag.contract import Answerer
@@ -41,9 +39,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The answer backend can answer (index loaded, credentials present)."""
+    """The answer backend can answer (index loaded, credentials present) and the conversation store
+    takes writes (not down, disk not full); a failing check is a reason, never a 500."""
     answerer = request.app[ANSWERER]
-    reason = await answerer.ready()
+    store = request.app[TURNS].store
+    try:
+        reason = await answerer.ready()
+        if not reason:
+            problem = await store.problem()
+            reason = problem and f"conversation store {store.name}: {problem}"
+    except Exception as exc:
+        log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
+        reason = f"readiness check failed: {type(exc).__name__}: {exc}"
     if reason:
         return web.json_response(
             {"status": "not ready", "backend": answerer.name, "reason": reason}, status=503
@@ -85,7 +92,7 @@ def create_app(
     settings: BotSettings,
     answerer: Answerer,
     *,
-    storage: Storage | None = None,
+    storage: StateStore | None = None,
     timing: TurnTiming | None = None,
     auth_overrides: Mapping[str, Any] | None = None,
 ) -> web.Application:
@@ -93,7 +100,7 @@ def create_app(
     if not settings.auth_enabled:
         log.warning(AUTH_OFF_WARNING)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    store = storage if storage is not None else build_storage(settings)
+    store = storage if storage is not None else build_store(settings)
     adapter = RagbotAdapter(settings, auth_overrides)
     app[SETTINGS] = settings
     app[ANSWERER] = answerer
@@ -104,13 +111,18 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     add_webchat_routes(app, settings, app[TURNS])
     app.on_startup.append(_warm_up)
+
+    async def open_state(app: web.Application) -> None:
+        await open_store(store, settings)  # unusable: a ConfigError, so `ragbot serve` exits 2 saying why
+
+    app.on_startup.append(open_state)
     app.cleanup_ctx.append(_readiness)
 
     async def close(app: web.Application) -> None:
         await adapter.close()
         await app[ANSWERER].aclose()
-        if isinstance(store, SqliteStorage) and storage is None:
-            await store.close()
+        if storage is None:
+            await store.aclose()
 
     app.on_cleanup.append(close)
     return app

@@ -1,7 +1,7 @@
 """Thumbs up/down and comments from Teams' `message/submitAction` invoke, stored with the rated answer.
 
 One record per rated message and user (a second rating by the same user replaces the first), kept in
-the same Storage as thread memory under `feedback|<channel>|<replyToId>|<user>`.
+the same store as thread memory under `feedback|<channel>|<replyToId>|<user>`, listed by that prefix.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.memory import KeyValueStore, RatedAnswer
+from bot.memory import RatedAnswer
+from bot.state import StateStore
 from rag.contract import Citation
 
 PREFIX = "feedback|"
@@ -105,17 +106,14 @@ def with_answer(record: FeedbackRecord, answer: RatedAnswer | None) -> FeedbackR
     )
 
 
-async def save_feedback(store: KeyValueStore, record: FeedbackRecord) -> None:
-    await store.write({record.key: record.model_dump(mode="json")})
+async def save_feedback(store: StateStore, record: FeedbackRecord) -> None:
+    """A user's second rating of the same answer replaces the first: last write wins, no eTag needed."""
+    await store.put(record.key, record.model_dump_json())
 
 
-def records_from(items: Mapping[str, Any]) -> list[FeedbackRecord]:
-    """Feedback records from storage items (the eTag dropped), oldest first."""
-    records = [
-        FeedbackRecord.model_validate({k: v for k, v in dict(item).items() if k != "e_tag"})
-        for key, item in items.items()
-        if key.startswith(PREFIX)
-    ]
+async def list_feedback(store: StateStore) -> list[FeedbackRecord]:
+    """Every rating in the store, oldest first."""
+    records = [FeedbackRecord.model_validate_json(doc) for _, doc in await store.scan(PREFIX)]
     return sorted(records, key=lambda r: r.at)
 
 

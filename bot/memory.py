@@ -1,10 +1,12 @@
-"""Per-thread memory through botbuilder's Storage interface (read / write / delete with eTags).
+"""Per-thread memory over the state seam (`bot.state`): create-if-absent, then compare-and-swap on eTags.
 
 One document per thread holds its history (capped by a token budget and at ten exchanges), the
 ids of the activities already answered (a redelivered activity is not answered twice) and the recent
 answers with what feedback needs (question, answer, citations, intent), keyed by the id the channel
 gave the reply.
 A document is written only after a turn succeeded, so a failed turn leaves the history as it was.
+Replicas sharing a store order a thread's turns optimistically: a write that lost the race (`Conflict`)
+re-reads, and re-applies the turn unless the winner already recorded its activity.
 
 Every turn rewrites its thread's document, so writing it is kept cheap: stored turns and answers never
 change and serialize once (the document is joined from their cached JSON), and tokens are counted only
@@ -14,35 +16,30 @@ when a free upper bound says the budget could be exceeded.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, Field
 
 from bot import json_text
+from bot.state import Conflict, StateStore
 from rag.contract import Citation, Turn
 from rag.tokens import count_tokens, token_bound
 
 STORED_CITATION_CHARS = 300
 """Citations are kept for feedback, not for answering: a short excerpt is enough."""
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 8
+"""Conflicts in a row before a turn gives up (each means another replica wrote this thread meanwhile)."""
+RETRY_PAUSE_S = 0.005
+"""Up to this (times the attempt, jittered) between attempts, so racing replicas fall out of step."""
 MAX_TURNS = 20
 """Besides the token budget, at most ten exchanges are kept: older ones rarely help the next answer,
 and every turn rewrites the thread's document."""
-
-
-class KeyValueStore(Protocol):
-    """The shape of botbuilder's `Storage` (any of its implementations fits)."""
-
-    async def read(self, keys: list[str]) -> dict[str, Any]: ...
-
-    async def write(self, changes: dict[str, Any]) -> None: ...
-
-    async def delete(self, keys: list[str]) -> None: ...
 
 
 class _Fragment(BaseModel):
@@ -133,7 +130,7 @@ class ThreadMemory:
 
     def __init__(
         self,
-        store: KeyValueStore,
+        store: StateStore,
         history_tokens: int,
         *,
         max_seen: int = 32,
@@ -148,18 +145,17 @@ class ThreadMemory:
         self._cached_threads = cached_threads
 
     async def load(self, key: str) -> Snapshot:
-        item = (await self.store.read([key])).get(key)
-        if not item:
+        stored = await self.store.read(key)
+        if stored is None:
             return Snapshot(ThreadState(), None)
-        data = item if isinstance(item, dict) else vars(item)
-        text: str = data["state"]
+        text = stored.doc
         cached = self._cache.get(key)
         if cached is not None and cached[0] == text:
             state = cached[1]
         else:
             state = ThreadState.model_validate_json(text)
             self._remember(key, text, state)
-        return Snapshot(state, data.get("e_tag"))
+        return Snapshot(state, stored.etag)
 
     def _remember(self, key: str, text: str, state: ThreadState) -> None:
         self._cache[key] = (text, state)
@@ -177,8 +173,8 @@ class ThreadMemory:
     ) -> None:
         """Append a finished turn to the state loaded at its start.
 
-        On an eTag conflict (another replica wrote meanwhile) re-read and re-apply, unless that
-        write already holds this activity.
+        On a conflict (another replica wrote meanwhile) re-read and re-apply, unless that write
+        already holds this activity. `StoreUnavailable` passes through: the history stays as it was.
         """
         for attempt in range(WRITE_ATTEMPTS):
             state, etag = loaded if attempt == 0 else await self.load(key)
@@ -187,9 +183,10 @@ class ThreadMemory:
             try:
                 await self._write(key, self._applied(state, activity_id, turns, answer), etag)
                 return
-            except Exception as exc:
-                if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
+            except Conflict:
+                if attempt == WRITE_ATTEMPTS - 1:
                     raise
+                await _pause(attempt)
 
     async def clear_history(self, key: str, activity_id: str | None) -> None:
         """`reset` / `new`: forget the conversation, keep what feedback and redelivery need."""
@@ -199,9 +196,10 @@ class ThreadMemory:
             try:
                 await self._write(key, self._applied(cleared, activity_id, (), None), etag)
                 return
-            except Exception as exc:
-                if not _is_conflict(exc) or attempt == WRITE_ATTEMPTS - 1:
+            except Conflict:
+                if attempt == WRITE_ATTEMPTS - 1:
                     raise
+                await _pause(attempt)
 
     def _applied(
         self,
@@ -234,18 +232,17 @@ class ThreadMemory:
         return ThreadState.model_construct(turns=stored[first:], seen=seen, answers=answers)
 
     async def _write(self, key: str, state: ThreadState, etag: str | None) -> None:
-        # One JSON string: cheap for every Storage to copy and store, parsed back by pydantic-core.
+        """The first write of a thread creates it (if absent), every later one swaps on the eTag."""
         text = state.dump_json()
-        item: dict[str, Any] = {"state": text}
-        if etag:
-            item["e_tag"] = etag
-        await self.store.write({key: item})
+        if etag is None:
+            await self.store.create(key, text)
+        else:
+            await self.store.replace(key, text, etag)
         self._remember(key, text, state)
 
 
-def _is_conflict(exc: Exception) -> bool:
-    """botbuilder's MemoryStorage and ours raise KeyError; Cosmos DB and Blob answer HTTP 412."""
-    return isinstance(exc, KeyError) or getattr(exc, "status_code", None) == 412
+async def _pause(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt + 1)))
 
 
 def _short(citation: Citation) -> Citation:

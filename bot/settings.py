@@ -40,17 +40,32 @@ class BotSettings(BaseSettings):
     show_intent: bool = Field(default=True, validation_alias="RAGBOT_SHOW_INTENT")
     streaming: bool = Field(default=True, validation_alias="RAGBOT_STREAMING")
     history_tokens: int = Field(default=2000, ge=0, le=100_000, validation_alias="RAGBOT_HISTORY_TOKENS")
-    storage: Literal["sqlite", "memory", "cosmos", "blob"] = Field(
-        default="sqlite", validation_alias="RAGBOT_STORAGE"
+    storage: Literal["sqlite", "memory", "redis", "blob", "cosmos"] = Field(
+        default="sqlite",
+        validation_alias="RAGBOT_STORAGE",
+        description="where conversation memory, feedback and rate limits live; several replicas need "
+        "redis, blob or cosmos",
     )
-    cosmos_endpoint: str | None = Field(default=None, validation_alias="RAGBOT_COSMOS_ENDPOINT")
-    cosmos_key: SecretStr | None = Field(default=None, validation_alias="RAGBOT_COSMOS_KEY")
-    cosmos_database: str = Field(default="ragbot", validation_alias="RAGBOT_COSMOS_DATABASE")
-    cosmos_container: str = Field(default="conversations", validation_alias="RAGBOT_COSMOS_CONTAINER")
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis:// or rediss:// URL", validation_alias="RAGBOT_REDIS_URL"
+    )
+    redis_prefix: str = Field(default="ragbot:", max_length=100, validation_alias="RAGBOT_REDIS_PREFIX")
+    blob_account_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="https://<account>.blob.core.windows.net, signed in with Entra ID (managed identity)",
+        validation_alias="RAGBOT_BLOB_ACCOUNT_URL",
+    )
     blob_connection_string: SecretStr | None = Field(
         default=None, validation_alias="RAGBOT_BLOB_CONNECTION_STRING"
     )
     blob_container: str = Field(default="ragbot-state", validation_alias="RAGBOT_BLOB_CONTAINER")
+    cosmos_endpoint: str | None = Field(default=None, validation_alias="RAGBOT_COSMOS_ENDPOINT")
+    cosmos_key: SecretStr | None = Field(
+        default=None, description="account key; without it, Entra ID", validation_alias="RAGBOT_COSMOS_KEY"
+    )
+    cosmos_database: str = Field(default="ragbot", validation_alias="RAGBOT_COSMOS_DATABASE")
+    cosmos_container: str = Field(default="conversations", validation_alias="RAGBOT_COSMOS_CONTAINER")
     direct_line_secret: SecretStr | None = Field(default=None, validation_alias="DIRECT_LINE_SECRET")
     direct_line_endpoint: str = Field(
         default="https://directline.botframework.com/v3/directline",

@@ -1,8 +1,8 @@
 """The turn logic: one inbound activity (plain Bot Framework JSON) -> replies, memory, feedback.
 
 No botbuilder type appears here: activities are dicts, answers come through the rag contract,
-replies leave through an :class:`~bot.outbox.Outbox` and state through the Storage interface, so
-another host (the Microsoft 365 Agents SDK) can drive the same logic.
+replies leave through an :class:`~bot.outbox.Outbox` and state through the state seam (`bot.state`),
+so another host (the Microsoft 365 Agents SDK) can drive the same logic.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from bot.activity import (
     thread_key,
 )
 from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_feedback, with_answer
-from bot.limits import RateLimiter, tenant_allowed
-from bot.memory import KeyedLocks, KeyValueStore, RatedAnswer, Snapshot, ThreadMemory
+from bot.limits import WINDOW_S, tenant_allowed
+from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
 from bot.pacing import paced
 from bot.render import can_stream, channel_kind, cite_partial, informative_text, render_error, render_reply
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
+from bot.state import StateStore, StoreUnavailable
 from bot.streamer import Streamer, StreamStopped
 from bot.typing_indicator import TypingIndicator
 from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Turn
@@ -43,6 +44,13 @@ OTHER_TENANT = (
     "Sorry, I can only answer questions from people in my own organisation, so I can't help you here."
 )
 RESET_DONE = "Done: I've forgotten this conversation. Ask me anything."
+MEMORY_DOWN = (
+    "Sorry, I can't reach my conversation memory right now, so I can't answer. Please try again in a minute."
+)
+NOT_SAVED = (
+    "I can't save this conversation right now, so I won't remember this question when you ask the next "
+    "one. Please try again later if you need me to."
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class TurnHandler:
         self,
         settings: BotSettings,
         answerer: Answerer,
-        store: KeyValueStore,
+        store: StateStore,
         *,
         timing: TurnTiming | None = None,
     ) -> None:
@@ -95,7 +103,6 @@ class TurnHandler:
         self.timing = timing or TurnTiming()
         self.memory = ThreadMemory(store, settings.history_tokens)
         self.locks = KeyedLocks()
-        self.limiter = RateLimiter(settings.user_turns_per_minute)
 
     async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
         """Run one turn; an invoke gets the status and body to answer the HTTP request with."""
@@ -141,6 +148,13 @@ class TurnHandler:
         return tenant_allowed(self.settings.allowed_tenants, tenant_of(activity))
 
     async def _on_message(self, activity: Activity, outbox: Outbox) -> None:
+        try:
+            await self._handle_message(activity, outbox)
+        except StoreUnavailable as exc:
+            log.warning("turn not answered: the conversation store is unavailable: %s", exc)
+            await outbox.send(_message(MEMORY_DOWN))
+
+    async def _handle_message(self, activity: Activity, outbox: Outbox) -> None:
         if needs_mention(activity) and not mentions_bot(activity):
             return
         if not self._allowed(activity):
@@ -148,7 +162,11 @@ class TurnHandler:
             await outbox.send(_message(OTHER_TENANT))
             return
         user = activity["from"]
-        wait = self.limiter.check(f"{activity['channelId']}|{user.get('aadObjectId') or user['id']}")
+        wait = await self.store.take(
+            f"rate|{activity['channelId']}|{user.get('aadObjectId') or user['id']}",
+            self.settings.user_turns_per_minute,
+            WINDOW_S,
+        )
         if wait:
             await outbox.send(
                 _message(
@@ -206,7 +224,7 @@ class TurnHandler:
             await outbox.send(render_error(failure, activity["channelId"]))
             return
         reply_id = await outbox.send(self._render(activity, answer))
-        await self._remember(activity, key, snapshot, question, answer, reply_id)
+        await self._remember(activity, key, snapshot, question, answer, reply_id, outbox)
 
     async def _answer_streamed(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
@@ -255,7 +273,7 @@ class TurnHandler:
         except StreamStopped:
             return
         if failure is None:
-            await self._remember(activity, key, snapshot, question, answer, stream_id)
+            await self._remember(activity, key, snapshot, question, answer, stream_id, outbox)
 
     async def _remember(
         self,
@@ -265,7 +283,9 @@ class TurnHandler:
         question: str,
         answer: Answer,
         reply_id: str | None,
+        outbox: Outbox,
     ) -> None:
+        """Save the turn; if the store refuses (down, disk full), say so: the history stays as it was."""
         if not _recordable(answer):
             return
         turns: Sequence[Turn] = (
@@ -282,7 +302,11 @@ class TurnHandler:
                 citations=answer.citations,
                 intent=answer.intent,
             )
-        await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
+        try:
+            await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
+        except StoreUnavailable as exc:
+            log.warning("answered but not saved: the conversation store is unavailable: %s", exc)
+            await outbox.send(_message(NOT_SAVED))
 
     @staticmethod
     def _log_failure(exc: BaseException) -> None:
@@ -321,7 +345,11 @@ class TurnHandler:
         except BadFeedback as exc:
             return InvokeReply(400, {"error": str(exc)})
         key = thread_key(activity)
-        rated = (await self.memory.load(key)).state.answer(reply_to)
+        try:
+            rated = (await self.memory.load(key)).state.answer(reply_to)
+        except StoreUnavailable as exc:
+            log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
+            return InvokeReply(503, {"error": "feedback cannot be saved right now"})
         record = FeedbackRecord(
             reply_to_id=reply_to,
             reaction=reaction,
@@ -331,5 +359,9 @@ class TurnHandler:
             user_id=activity["from"].get("aadObjectId") or activity["from"]["id"],
             tenant_id=tenant_of(activity),
         )
-        await save_feedback(self.store, with_answer(record, rated))
+        try:
+            await save_feedback(self.store, with_answer(record, rated))
+        except StoreUnavailable as exc:
+            log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
+            return InvokeReply(503, {"error": "feedback cannot be saved right now"})
         return InvokeReply(200, {})

@@ -7,15 +7,17 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bot.feedback import PREFIX, FeedbackRecord, records_from, to_csv, to_json
-from bot.sqlite_storage import SqliteStorage
-from bot.storage import STATE_FILE
+from bot.feedback import FeedbackRecord, list_feedback, to_csv, to_json
+from bot.settings import BotSettings
+from bot.state import STATE_FILE, StateStore, StoreUnavailable, build_store
+from bot.state.sqlite import SqliteStore
 from ragbot.commands._common import init
 
 HELP = "list and export the feedback users gave on answers"
 DESCRIPTION = """List the thumbs up/down and comments users gave on answers in Teams, each with the
-rated answer: question, answer, citations and search intent. Read from the SQLite store under
-RAGBOT_DATA_DIR (RAGBOT_STORAGE=sqlite, the default).
+rated answer: question, answer, citations and search intent. Read from the store the server
+keeps them in (RAGBOT_STORAGE: the SQLite file under RAGBOT_DATA_DIR by default, or Redis,
+Blob storage or Cosmos DB), also while the server runs.
 
   ragbot feedback                        a table, newest last
   ragbot feedback --reaction dislike     only thumbs down
@@ -32,12 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
 
 
-async def load(path: Path) -> list[FeedbackRecord]:
-    store = SqliteStorage(path)
+async def load(store: StateStore) -> list[FeedbackRecord]:
     try:
-        return records_from(await store.find(PREFIX))
+        return await list_feedback(store)
     finally:
-        await store.close()
+        await store.aclose()
+
+
+def _reader(settings: BotSettings) -> StateStore | None:
+    """The server's store; SQLite is read beside the running server (not as its owner), or None when
+    it was never created."""
+    if settings.storage == "sqlite":
+        path = settings.data_dir / STATE_FILE
+        return SqliteStore(path) if path.is_file() else None
+    return build_store(settings)
 
 
 def _short(text: str, limit: int) -> str:
@@ -61,15 +71,12 @@ def table(records: list[FeedbackRecord]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = init().bot
-    if settings.storage != "sqlite":
-        print(
-            f"ragbot feedback: reads the SQLite store; with RAGBOT_STORAGE={settings.storage} query "
-            "the items whose key starts with 'feedback|' in that store instead",
-            file=sys.stderr,
-        )
-        return 2
-    path = settings.data_dir / STATE_FILE
-    records = asyncio.run(load(path)) if path.is_file() else []
+    store = _reader(settings)
+    try:
+        records = asyncio.run(load(store)) if store is not None else []
+    except StoreUnavailable as exc:
+        print(f"ragbot feedback: cannot read {store and store.name}: {exc}", file=sys.stderr)
+        return 1
     if args.reaction:
         records = [r for r in records if r.reaction == args.reaction]
     output = {"table": table, "csv": to_csv, "json": to_json}[args.format](records)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from botbuilder.core import Storage
 
 from bot.app import create_app
 from bot.settings import BotSettings
+from bot.state import StateStore
 from bot.turns import TurnTiming
 from tests.bot.fakes import FakeAnswerer, FakeConnector
 
@@ -58,7 +58,7 @@ def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path
     async def make(
         answerer: FakeAnswerer | None = None,
         *,
-        storage: Storage | None = None,
+        storage: StateStore | None = None,
         timing: TurnTiming | None = None,
         auth_overrides: dict[str, Any] | None = None,
         **overrides: Any,

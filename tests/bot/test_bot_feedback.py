@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.storage import STATE_FILE
+from bot.state import STATE_FILE
+from bot.state.sqlite import SqliteStore
 from ragbot.commands.feedback import load
 from tests.bot.conftest import MakeBot
 from tests.bot.fakes import activity
@@ -83,7 +84,7 @@ async def test_rating_again_replaces_the_first_rating(make_bot: MakeBot, tmp_pat
     for reaction in ("like", "dislike"):
         assert (await bot.post(submit(bot.service_url, rated_id, reaction, reaction))).status == 200
     await bot.client.close()
-    (record,) = await load(tmp_path / STATE_FILE)
+    (record,) = await load(SqliteStore(tmp_path / STATE_FILE))
     assert record.reaction == "dislike" and record.question == "printer"
 
 

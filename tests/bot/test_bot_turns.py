@@ -7,11 +7,11 @@ import logging
 from collections.abc import Sequence
 
 import pytest
-from botbuilder.core import MemoryStorage
 
 from bot.app import AUTH_OFF_WARNING
 from bot.memory import MAX_TURNS, ThreadMemory
-from bot.sqlite_storage import SqliteStorage
+from bot.state.memory import MemoryStore
+from bot.state.sqlite import SqliteStore
 from rag.contract import REFUSAL, Answer, Turn
 from rag.errors import ContentFiltered, Throttled, UpstreamUnavailable
 from tests.bot.conftest import Bot, MakeBot
@@ -51,7 +51,7 @@ async def test_intent_line_can_be_turned_off(make_bot: MakeBot) -> None:
     await shown.ask(activity(shown.service_url, "vpn"))
     assert "Searched for: vpn how to" in last_text(shown)
     shown.connector.received.clear()
-    hidden = await make_bot(streaming=False, show_intent=False, storage=MemoryStorage())
+    hidden = await make_bot(streaming=False, show_intent=False, storage=MemoryStore())
     await hidden.ask(activity(hidden.service_url, "vpn", conversation_id="a:other"))
     assert "Searched for" not in last_text(hidden, "a:other")
 
@@ -180,7 +180,7 @@ async def test_threads_run_concurrently_and_each_keeps_its_order(make_bot: MakeB
 
 
 async def test_history_is_capped_by_the_token_budget(tmp_path: object) -> None:
-    store = SqliteStorage(f"{tmp_path}/state.sqlite")
+    store = SqliteStore(f"{tmp_path}/state.sqlite")
     memory = ThreadMemory(store, history_tokens=40)
     key = "msteams|t|a:1"
     for n in range(6):
@@ -198,7 +198,7 @@ async def test_history_is_capped_by_the_token_budget(tmp_path: object) -> None:
 
 
 async def test_history_keeps_at_most_ten_exchanges(tmp_path: object) -> None:
-    store = SqliteStorage(f"{tmp_path}/state.sqlite")
+    store = SqliteStore(f"{tmp_path}/state.sqlite")
     memory = ThreadMemory(store, history_tokens=100_000)
     key = "webchat|-|c"
     for n in range(MAX_TURNS):
@@ -215,8 +215,8 @@ async def test_history_keeps_at_most_ten_exchanges(tmp_path: object) -> None:
         and turns[0].content == f"q{MAX_TURNS // 2}"
         and turns[-1].content == f"a{MAX_TURNS - 1}"
     )
-    await store.close()
-    await store.close()
+    await store.aclose()
+    await store.aclose()
 
 
 async def test_start_up_warns_loudly_when_auth_is_off(

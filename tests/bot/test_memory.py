@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from botbuilder.core import MemoryStorage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.memory import MAX_TURNS, RatedAnswer, StoredTurn, ThreadMemory, ThreadState
+from bot.state.memory import MemoryStore
 from rag.contract import Citation, Turn
 from rag.tokens import count_tokens
 
@@ -33,7 +33,7 @@ def reference_window(exchanges: list[tuple[str, str]], budget: int) -> list[str]
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_window_is_what_counting_every_token_keeps(exchanges: list[tuple[str, str]], budget: int) -> None:
     async def run() -> list[str]:
-        memory = ThreadMemory(MemoryStorage(), budget)
+        memory = ThreadMemory(MemoryStore(), budget)
         for n, (question, answer) in enumerate(exchanges):
             snapshot = await memory.load("k")
             turns = [Turn(role="user", content=question), Turn(role="assistant", content=answer)]

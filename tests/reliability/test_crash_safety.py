@@ -2,7 +2,7 @@
 history store.
 
 "Acknowledged" means `/api/messages` answered 200: the bot answers only after the reply went out and
-the turn was written to its SQLite Storage (see bot/memory.py), so an acknowledged turn must survive
+the turn was written to its SQLite store (see bot/memory.py), so an acknowledged turn must survive
 the kill. A turn cut off by the kill may or may not have been stored; when the client sends it again
 after the restart (same activity id, as a channel redelivers), the bot must not store it twice.
 """
@@ -23,8 +23,8 @@ import pytest
 
 from bot.activity import thread_key
 from bot.memory import ThreadMemory
-from bot.sqlite_storage import SqliteStorage
-from bot.storage import STATE_FILE
+from bot.state import STATE_FILE
+from bot.state.sqlite import SqliteStore
 from tests.bot.fakes import FakeConnector, activity
 from tests.reliability.processes import free_port, wait_healthy
 
@@ -116,7 +116,7 @@ async def load(
 
 async def histories(data_dir: Path, service_url: str) -> dict[int, list[tuple[str, str]]]:
     """Each thread's stored turns as (role, content), read through the bot's own Storage and memory."""
-    storage = SqliteStorage(data_dir / STATE_FILE)
+    storage = SqliteStore(data_dir / STATE_FILE)
     memory = ThreadMemory(storage, history_tokens=100_000)
     try:
         found = {}
@@ -125,7 +125,7 @@ async def histories(data_dir: Path, service_url: str) -> dict[int, list[tuple[st
             found[thread] = [(t.role, t.content) for t in state.history()]
         return found
     finally:
-        await storage.close()
+        await storage.aclose()
 
 
 def questions(history: list[tuple[str, str]]) -> list[str]:

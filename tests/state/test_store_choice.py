@@ -1,0 +1,46 @@
+"""`RAGBOT_STORAGE`: SQLite by default (cached, it has one writer), in memory on request, the shared
+stores only when configured, and a start-up error that says what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import BotSettings
+from bot.state import STATE_FILE, build_store, open_store
+from bot.state.cache import CachedStore
+from bot.state.memory import MemoryStore
+from bot.state.sqlite import SqliteStore
+from rag.errors import ConfigError
+
+
+async def test_sqlite_under_the_data_dir_by_default(tmp_path: Path) -> None:
+    store = build_store(BotSettings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+    assert isinstance(store, CachedStore) and isinstance(store.inner, SqliteStore)
+    assert store.inner.path == tmp_path / STATE_FILE and store.inner.owner
+    await store.aclose()
+    assert isinstance(build_store(BotSettings(_env_file=None, storage="memory")), MemoryStore)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("kind", "needs"),
+    [
+        ("redis", "RAGBOT_REDIS_URL"),
+        ("blob", "RAGBOT_BLOB_ACCOUNT_URL"),
+        ("cosmos", "RAGBOT_COSMOS_ENDPOINT"),
+    ],
+)
+def test_shared_stores_need_their_settings(kind: str, needs: str) -> None:
+    with pytest.raises(ConfigError, match=f"RAGBOT_STORAGE={kind} needs {needs}"):
+        build_store(BotSettings(_env_file=None, storage=kind))  # type: ignore[call-arg]
+
+
+async def test_a_second_server_on_the_same_data_dir_is_told_why(tmp_path: Path) -> None:
+    settings = BotSettings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    first, second = build_store(settings), build_store(settings)
+    await open_store(first, settings)
+    with pytest.raises(ConfigError, match="in use by another ragbot server"):
+        await open_store(second, settings)
+    await first.aclose()
+    await second.aclose()
