@@ -9,18 +9,26 @@ WEBCHAT_JS := bot/web/static/vendor/webchat.js
 DATA_DIR ?= data
 SAMPLE_INDEX := $(DATA_DIR)/index.sqlite
 
-.PHONY: run test lint typecheck pytest eval bench install webchat chromium sample-index clean
+.PHONY: run test lint typecheck pytest eval bench install install-dev webchat chromium sample-index clean
 
 run: install webchat sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot serve
 
-test: install webchat chromium lint typecheck pytest
+test: install-dev webchat chromium lint typecheck pytest
 
+# What running needs (`make run`); the development tools (pytest, ruff, mypy, playwright...) come only
+# with `make test` and the other targets that use them.
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -40,20 +48,20 @@ chromium:
 sample-index: install
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot index samples/helpdesk --target local
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install
+pytest: install-dev
 	$(BIN)/pytest -q
 
 eval: install sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/python -m bench.eval
 
-bench: install webchat sample-index
+bench: install-dev webchat sample-index
 	$(BIN)/python -m bench
 
 clean:

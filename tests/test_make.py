@@ -1,0 +1,25 @@
+"""`make run` installs what running needs, `make test` adds the development tools (read from `make -n`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def planned(target: str) -> list[str]:
+    """The commands `make TARGET` would run from scratch (`-B`: as if nothing were built yet)."""
+    done = subprocess.run(
+        ["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.splitlines()
+
+
+def test_run_installs_no_development_tools() -> None:
+    installs = [line for line in planned("run") if "pip install" in line and "--upgrade pip" not in line]
+    assert installs and all(line.endswith("-e .") for line in installs), installs
+
+
+def test_test_installs_the_development_tools() -> None:
+    assert any(line.endswith("-e '.[dev]'") for line in planned("test"))
