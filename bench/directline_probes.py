@@ -4,7 +4,8 @@ Run by hand: `.venv/bin/python -m bench.directline_probes` (`--quick`: a smaller
 `directline` piece of `python -m bench`.
 
 - memory: RSS of the server before and after 20 conversations each receive 480 user events of 32 kB
-  (posted as fast as the server takes them), and its peak (VmHWM); what one conversation keeps.
+  (posted as fast as the server takes them), and its peak (VmHWM); what one conversation keeps. Then
+  200 conversations x 50 events, which is over the total budget rather than each conversation's.
 - injection: a bot-role activity posted to the bot-side connector route of a live conversation
   (`/v3/conversations/{id}/activities`, no credential): the status, and whether it shows in the chat.
 - flood: one client (127.0.0.1) opens 1,000 conversations as fast as it can while another client
@@ -209,8 +210,9 @@ async def measure(quick: bool) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         env["RAGBOT_DATA_DIR"] = tmp
-        async with ragbot_serve(env, Path(tmp) / "memory.log") as server:
-            rows += await memory_probe(server, 20, 120 if quick else 480)
+        for conversations, events in ((20, 120),) if quick else ((20, 480), (200, 50)):
+            async with ragbot_serve(env, Path(tmp) / "memory.log") as server:
+                rows += await memory_probe(server, conversations, events)
         async with ragbot_serve(env, Path(tmp) / "probes.log") as server:
             rows += await injection_probe(server)
             rows += await flood_probe(server, 1000)

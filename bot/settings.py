@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AppType = Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"]
@@ -72,6 +72,14 @@ class BotSettings(BaseSettings):
         pattern=r"^https?://[^\s/]+(/\S*)?$",
         validation_alias="DIRECT_LINE_ENDPOINT",
     )
+    directline_conversation_bytes: ByteSize = Field(
+        default=ByteSize(1024**2), ge=64 * 1024, validation_alias="RAGBOT_DIRECTLINE_CONVERSATION_BYTES"
+    )
+    """Local Direct Line: the most one conversation's activities hold (oldest dropped first)."""
+    directline_total_bytes: ByteSize = Field(
+        default=ByteSize(64 * 1024**2), ge=1024**2, validation_alias="RAGBOT_DIRECTLINE_TOTAL_BYTES"
+    )
+    """Local Direct Line: the most all conversations hold together (the heaviest gives up its oldest)."""
     welcome_questions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "How do I connect to the VPN?",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import secrets
@@ -106,7 +105,10 @@ class LocalDirectLine:
     """One per app: the conversations, the token issuer and the bot the activities go to."""
 
     def __init__(self, settings: BotSettings, bot: Bot) -> None:
-        self.store = ConversationStore()
+        self.store = ConversationStore(
+            conversation_bytes=settings.directline_conversation_bytes,
+            total_bytes=settings.directline_total_bytes,
+        )
         self.tokens = TokenIssuer()
         self.turns = bot
         self.bot = {"id": settings.app_id or "ragbot", "name": settings.app_name, "role": "bot"}
@@ -275,7 +277,7 @@ class LocalDirectLine:
         """Store and echo a user-side activity, then queue its delivery to the bot."""
         activity_id = conversation.append(activity)
         conversation.pending += 1
-        task = asyncio.create_task(self.deliver(conversation, copy.deepcopy(activity)))
+        task = asyncio.create_task(self.deliver(conversation, activity))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return activity_id
@@ -315,8 +317,7 @@ class LocalDirectLine:
     async def get_activities(self, request: web.Request) -> web.Response:
         claims = self.claims(request, request.match_info["cid"])
         conversation = self.conversation(claims)
-        activities = conversation.since(parse_watermark(request))
-        return web.json_response({"activities": activities, "watermark": str(conversation.watermark)})
+        return web.Response(text=conversation.page(parse_watermark(request)), content_type="application/json")
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """WebSocket `streamUrl`: the backlog after `watermark`, then every activity as it arrives."""
@@ -331,9 +332,7 @@ class LocalDirectLine:
         watermark = parse_watermark(request)
         ws = web.WebSocketResponse(heartbeat=30.0)
         await ws.prepare(request)
-        subscriber, backlog = conversation.subscribe(watermark)
-        if backlog:
-            subscriber.push({"activities": backlog, "watermark": str(conversation.watermark)})
+        subscriber = conversation.subscribe(watermark)
         sender = asyncio.create_task(self._pump(ws, subscriber))
         try:
             async for _ in ws:  # the client only sends keep-alives
@@ -347,6 +346,6 @@ class LocalDirectLine:
 
     @staticmethod
     async def _pump(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
-        while (frame := await subscriber.queue.get()) is not None:
-            await ws.send_json(frame)
+        while (frame := await subscriber.next()) is not None:
+            await ws.send_str(frame)
         await ws.close()

@@ -5,16 +5,58 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.bot.conftest import MakeBot
+from tests.reliability.processes import HOST, free_port, wait_healthy
 
 pytestmark = pytest.mark.reliability
 
 DL = "/v3/directline"
+EVENT = {"type": "event", "name": "probe", "value": "x" * (32 * 1024 - 400)}
+"""Just under the 32 kB the Direct Line takes in one activity."""
+
+
+@asynccontextmanager
+async def ragbot_serve(tmp_path: Path, **env: str) -> AsyncIterator[str]:
+    """A real `ragbot serve` (On Your Data at an address that does not resolve: no answers needed)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "RAGBOT_DATA_DIR": str(tmp_path),
+        "RAGBOT_STORAGE": "memory",
+        "RAGBOT_BACKEND": "on_your_data",
+        "AZURE_OPENAI_ENDPOINT": "https://openai.invalid",
+        "AZURE_OPENAI_KEY": "k",
+        "AZURE_OPENAI_MODEL": "gpt",
+        "AZURE_SEARCH_ENDPOINT": "https://search.invalid",
+        "AZURE_SEARCH_INDEX": "kb",
+        "AZURE_SEARCH_KEY": "k",
+        **env,
+    }
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "ragbot", "serve", "--host", HOST, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        url = f"http://{HOST}:{port}"
+        await wait_healthy(process, url)
+        yield url
+    finally:
+        process.kill()
+        await process.wait()
 
 
 class WebChat:
@@ -78,3 +120,54 @@ async def test_nobody_but_the_bot_posts_into_a_direct_line_conversation(make_bot
     reply = await chat.ask("help")  # while the bot itself still answers, in-process
     assert reply["from"]["role"] == "bot" and "knowledge base" in reply["text"]
     assert "PAY HERE" not in json.dumps(await chat.activities())
+
+
+async def test_direct_line_memory_is_bounded_in_bytes_and_watermarks_stay_valid(tmp_path: Path) -> None:
+    budgets = {"RAGBOT_DIRECTLINE_CONVERSATION_BYTES": "256KiB", "RAGBOT_DIRECTLINE_TOTAL_BYTES": "1MiB"}
+    async with ragbot_serve(tmp_path, **budgets) as url, aiohttp.ClientSession(url) as session:
+
+        async def chat() -> tuple[dict[str, str], str]:
+            minted = await (await session.post("/api/directline/token")).json()
+            started = await session.post(f"{DL}/conversations", headers=bearer(minted["token"]))
+            return bearer((await started.json())["token"]), minted["conversationId"]
+
+        async def fill(auth: dict[str, str], cid: str, events: int) -> None:
+            sent = 0
+            while sent < events:
+                async with session.post(
+                    f"{DL}/conversations/{cid}/activities", json=EVENT, headers=auth
+                ) as posted:
+                    if posted.status == 429:  # deliveries queued: the server says wait
+                        await asyncio.sleep(0.02)
+                        continue
+                    assert posted.status == 200, await posted.text()
+                    sent += 1
+
+        async def page(auth: dict[str, str], cid: str, watermark: str = "") -> tuple[str, dict[str, Any]]:
+            query = f"?watermark={watermark}" if watermark else ""
+            async with session.get(f"{DL}/conversations/{cid}/activities{query}", headers=auth) as response:
+                text = await response.text()
+                return text, json.loads(text)
+
+        chats = [await chat() for _ in range(6)]
+        first_auth, first = chats[0]
+        await fill(first_auth, first, 2)
+        _, early = await page(first_auth, first)  # a client that saw the join and two events
+        await asyncio.gather(*(fill(auth, cid, 30) for auth, cid in chats))  # 5.9 MB in all
+
+        held = 0
+        for auth, cid in chats:
+            text, body = await page(auth, cid)
+            held += len(text)
+            assert len(text) <= 256 * 1024, "one conversation holds more than its budget"
+            assert body["activities"][-1]["name"] == "probe"  # the newest stays
+        assert held <= 1024**2, f"{held} bytes held over a 1 MiB budget"
+        # From a watermark whose activities were dropped: what remains after it, consistently.
+        _, now = await page(first_auth, first)
+        _, resumed = await page(first_auth, first, early["watermark"])
+        assert resumed == now and now["watermark"] == str(int(early["watermark"]) + 30)
+        assert (await page(first_auth, first, now["watermark"]))[1]["activities"] == []
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

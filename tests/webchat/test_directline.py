@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import jwt
@@ -10,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.directline.service import MAX_PENDING_DELIVERIES
-from bot.directline.store import MAX_ACTIVITIES, ConversationStore
+from bot.directline.store import MAX_ACTIVITIES, MAX_SUBSCRIBERS, ConversationStore
 from bot.directline.tokens import TOKEN_LIFETIME_S
 from bot.web import LOCAL_DIRECT_LINE
 
@@ -365,11 +366,51 @@ async def test_expiry_sweep_drops_idle_conversations_and_ends_their_streams() ->
     store = ConversationStore(clock=lambda: now[0])
     idle = store.create("idle", "dl_a", None)
     busy = store.create("busy", "dl_b", None)
-    subscriber, backlog = idle.subscribe(None)
-    assert backlog == []
+    subscriber = idle.subscribe(None)
+    assert subscriber.queue.empty()  # no backlog
     now[0] = 20 * 60
     assert store.get("busy") is busy  # activity keeps it alive
     now[0] = 31 * 60
     assert store.expire() == 1
     assert "idle" not in store and "busy" in store
-    assert subscriber.closed and await subscriber.queue.get() is None  # its WebSocket is told to close
+    assert subscriber.closed and await subscriber.next() is None  # its WebSocket is told to close
+
+
+def test_byte_budgets_drop_the_oldest_and_keep_watermarks() -> None:
+    store = ConversationStore(conversation_bytes=64 * 1024, total_bytes=1024**2)
+    chat = store.create("chat", "dl_a", None)
+    ids = [chat.append({"type": "event", "value": f"{n:03d}" + "x" * 8000}) for n in range(20)]
+    assert chat.bytes <= 64 * 1024 and store.budget.held == chat.bytes
+    kept = [json.loads(text)["id"] for text in chat.since(None)]
+    assert kept == ids[-len(kept) :] and 5 < len(kept) < 9  # the oldest went, the newest stayed
+    assert chat.watermark == 20
+    # From a dropped watermark: what remains after it, the same as from the start.
+    assert chat.since(2) == chat.since(None) == chat.since(0)
+    assert json.loads(chat.page(2))["watermark"] == "20"
+    assert chat.since(20) == []
+    # The total: the heaviest conversation gives up its oldest, lighter ones keep theirs.
+    light = store.create("light", "dl_b", None)
+    light_ids = [light.append({"type": "message", "text": "hi"}) for _ in range(3)]
+    everyone = [chat, light]
+    for n in range(30):
+        everyone.append(other := store.create(f"flood-{n}", "dl_c", None))
+        other.append({"type": "event", "value": "y" * 30_000})
+        other.append({"type": "event", "value": "y" * 30_000})
+    assert store.budget.held == sum(c.bytes for c in everyone) <= 1024**2
+    assert [json.loads(text)["id"] for text in light.since(None)] == light_ids
+    # An ended conversation gives its bytes back and stores nothing more.
+    chat.close()
+    assert store.budget.held == sum(c.bytes for c in everyone if c is not chat)
+    chat.append({"type": "message", "text": "late reply"})
+    assert len(chat) == 0 and chat.bytes == 0
+
+
+async def test_a_stream_that_falls_behind_is_closed_and_streams_are_capped() -> None:
+    store = ConversationStore(conversation_bytes=64 * 1024)
+    chat = store.create("chat", "dl_a", None)
+    streams = [chat.subscribe(None) for _ in range(MAX_SUBSCRIBERS + 1)]
+    assert streams[0].closed and len(chat.subscribers) == MAX_SUBSCRIBERS
+    for _ in range(5):  # nobody reads: 5 x 30 kB is over the 128 kB a stream may queue
+        chat.append({"type": "event", "value": "z" * 30_000})
+    assert all(stream.closed for stream in streams) and not chat.subscribers
+    assert await streams[1].next() is None
