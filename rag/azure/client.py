@@ -41,7 +41,7 @@ from pydantic import BaseModel, SecretStr
 
 from rag.azure.auth import BearerTokens, default_credential
 from rag.azure.failures import error_for
-from rag.azure.retry import RETRYABLE_STATUS, RateLimiter, backoff, server_delay
+from rag.azure.retry import RETRYABLE_STATUS, RateLimiter, SearchRetryPolicy, backoff, server_delay
 from rag.errors import ConfigError, RagError, Throttled, UpstreamUnavailable
 from rag.settings import RagSettings, Settings
 
@@ -74,6 +74,21 @@ def transport_options(rag: RagSettings) -> TransportOptions:
         retry_budget=rag.retry_budget,
         rate_limit=(rag.rate_limit_calls, rag.rate_limit_period),
     )
+
+
+def sdk_options(rag: RagSettings) -> dict[str, Any]:
+    """The same `RAGBOT_*` timeouts and retry budget as keyword options of an azure-core SDK client
+    (azure-search-documents): see :class:`~rag.azure.retry.SearchRetryPolicy`."""
+    timeouts = Timeouts.from_seconds(rag.request_timeout)
+    return {
+        "connection_timeout": timeouts.connect,
+        "read_timeout": timeouts.read,
+        "retry_policy": SearchRetryPolicy(
+            retry_total=10 if rag.retry_budget > 0 else 0,
+            retry_backoff_max=16.0,
+            timeout=rag.retry_budget + timeouts.total,
+        ),
+    }
 
 
 class AzureOpenAIClient:

@@ -1,11 +1,19 @@
-"""Azure OpenAI error responses turned into the typed errors of :mod:`rag.errors`."""
+"""Azure OpenAI and Azure AI Search error responses turned into the typed errors of :mod:`rag.errors`."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
+
 from rag.azure.responses import filter_results, filtered_categories
+from rag.azure.retry import server_delay
 from rag.errors import AuthError, ContentFiltered, DataSourceError, RagError, Throttled, UpstreamUnavailable
 
 NO_ON_YOUR_DATA = (
@@ -80,3 +88,25 @@ def error_for(status: int, payload: Any, *, data_sources: bool, retry_after: flo
     if 400 <= status < 500 and data_sources:
         return DataSourceError(f"{where}: the data source was rejected: {message}")
     return UpstreamUnavailable(f"{where}: {message or 'no details'}")
+
+
+def search_error(exc: AzureError, subject: str) -> RagError:
+    """An azure-search-documents failure as a typed error; `subject` names what was asked for
+    (e.g. "Azure AI Search index 'kb'"). The SDK has already retried 408/429/5xx, honouring
+    `retry-after-ms`, `x-ms-retry-after-ms` and `Retry-After`."""
+    error = getattr(exc, "error", None)
+    detail = getattr(error, "message", None) or (str(exc.message or exc).splitlines() or [""])[0]
+    if not isinstance(exc, HttpResponseError):
+        return UpstreamUnavailable(f"Azure AI Search is unreachable: {detail}")
+    status = exc.status_code or 0
+    where = f"Azure AI Search answered {status}" if status else "Azure AI Search failed"
+    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        return AuthError(f"Azure AI Search refused the credentials: {detail}")
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return DataSourceError(f"{subject} not found: {detail}")
+    if status == 429:
+        wait = server_delay(getattr(exc.response, "headers", None) or {}) or 0.0
+        return Throttled(wait, f"{where}: still throttled after retrying: {detail}")
+    if 400 <= status < 500:
+        return DataSourceError(f"{where}: {subject} rejected the query: {detail}")
+    return UpstreamUnavailable(f"{where}: {detail}")

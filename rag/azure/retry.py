@@ -9,6 +9,9 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+from azure.core.pipeline.policies import AsyncRetryPolicy
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -61,3 +64,14 @@ class RateLimiter:
                     self._starts.append(now)
                     return
                 await asyncio.sleep(self._starts[0] + self.period - now)
+
+
+class SearchRetryPolicy(AsyncRetryPolicy):
+    """azure-core's retry policy (408/429/5xx, honouring `retry-after-ms`, `x-ms-retry-after-ms` and
+    `Retry-After`) for Azure AI Search queries. Searches and knowledge base retrieves are reads sent as
+    POST, which azure-core would retry only when a `Retry-After` header is present; `timeout` bounds all
+    attempts together."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._method_whitelist = frozenset({"GET", "HEAD", "POST"})

@@ -107,12 +107,17 @@ class GroundedAnswerer:
             *(self.retriever.retrieve(q, top=options.search_depth, groups=trimmed) for q in queries)
         )
         tagged = [
-            [h.model_copy(update={"query": q}) for h in found]
+            [h if h.query else h.model_copy(update={"query": q}) for h in found]
             for q, found in zip(queries, lists, strict=True)
+        ]
+        # the intent is what was searched: a retriever whose service rewrites queries reports them per hit
+        ran = [
+            list(dict.fromkeys(h.query for h in found)) or [q]
+            for q, found in zip(queries, tagged, strict=True)
         ]
         hits = tagged[0] if len(tagged) == 1 else fuse([(found, 1.0) for found in tagged])
         selection = select(hits, strictness=options.strictness, top_n=options.top_n_documents)
-        return Retrieval(queries=queries, selection=selection)
+        return Retrieval(queries=list(dict.fromkeys(q for run in ran for q in run)), selection=selection)
 
     async def _deltas(
         self, retrieval: Retrieval, history: Sequence[Turn], question: str

@@ -1,6 +1,8 @@
 """Assembles the grounded and local backends from settings (called by :func:`rag.factory.build_answerer`).
 
-The same knobs drive every backend: `AZURE_SEARCH_STRICTNESS`, `_TOP_K` (top_n_documents),
+Three retrievers: an Azure AI Search knowledge base (`AZURE_SEARCH_KNOWLEDGE_BASE`), the Azure AI Search
+index (`AZURE_SEARCH_INDEX`), or the local index. The same knobs drive every backend:
+`AZURE_SEARCH_STRICTNESS`, `_TOP_K` (top_n_documents),
 `_ENABLE_IN_DOMAIN` (in_scope), `_QUERY_TYPE`, `_FILTER`, `_PERMITTED_GROUPS_COLUMN`, `_MAX_SEARCH_QUERIES`.
 The local index has no OData and no semantic ranker: with no explicit `AZURE_SEARCH_QUERY_TYPE` it runs the
 tuned hybrid (keywords + vectors), and an OData filter is refused rather than silently ignored.
@@ -61,30 +63,51 @@ def local_retriever(settings: Settings, embedder: LocalEmbedder) -> LocalRetriev
 
 
 def azure_retriever(settings: Settings) -> Retriever:
+    """The knowledge base when `AZURE_SEARCH_KNOWLEDGE_BASE` is set, else the index itself."""
     from azure.core.credentials import AzureKeyCredential
 
     from rag.azure.auth import default_credential
+    from rag.azure.client import sdk_options
     from rag.grounded.azure_search import AzureSearchRetriever
     from rag.index_spec import IndexSpec
 
     search = settings.search
     spec = IndexSpec.from_settings(search, settings.openai)
+    key = search.key.get_secret_value() if search.key else None
+    credential = AzureKeyCredential(key) if key else default_credential()
+    assert search.base_url is not None  # `configured` checked by the caller
+    if search.knowledge_base:
+        from rag.grounded.knowledge_base import KnowledgeBaseRetriever
+
+        assert search.knowledge_source_name is not None  # checked by Settings
+        return KnowledgeBaseRetriever(
+            endpoint=search.base_url,
+            knowledge_base=search.knowledge_base,
+            knowledge_source=search.knowledge_source_name,
+            spec=spec,
+            credential=credential,
+            strictness=search.strictness,
+            reranker_threshold=search.reranker_threshold,
+            search_filter=search.filter,
+            max_runtime=settings.ragbot.request_timeout,
+            max_output_tokens=search.max_output_tokens,
+            **sdk_options(settings.ragbot),
+        )
     integrated = search.use_integrated_vectorization
     embedder = None
     if search.query_type.uses_vectors and not integrated:
         from rag.azure.embeddings import AzureEmbedder
 
         embedder = AzureEmbedder.from_settings(settings)
-    key = search.key.get_secret_value() if search.key else None
-    assert search.base_url is not None  # `configured` checked by the caller
     return AzureSearchRetriever(
         endpoint=search.base_url,
         spec=spec,
-        credential=AzureKeyCredential(key) if key else default_credential(),
+        credential=credential,
         query_type=search.query_type,
         embedder=embedder,
         integrated_vectorization=integrated,
         search_filter=search.filter,
+        **sdk_options(settings.ragbot),
     )
 
 

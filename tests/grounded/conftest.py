@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from grounded_fakes import Retrieved
 
 from rag.settings import Settings, load_settings
 from tests.loopback import serve
@@ -28,13 +29,15 @@ class Seen:
 @dataclass
 class FakeCloud:
     """Answers chat calls from `chat` (a function of the request body returning a JSON body or a list of
-    SSE events) and search calls with `search_hits` (or `search_status`)."""
+    SSE events), search calls with `search_hits` (or `search_status`), and knowledge base retrieves with the
+    queued `retrieved` answers (the last one repeats)."""
 
     url: str = ""
     seen: list[Seen] = field(default_factory=list)
     chat: Callable[[dict[str, Any]], Any] = lambda body: {}
     search_hits: list[dict[str, Any]] = field(default_factory=list)
     search_status: int = 200
+    retrieved: list[Retrieved] = field(default_factory=list)
 
     def requests(self, fragment: str) -> list[Seen]:
         return [s for s in self.seen if fragment in s.path]
@@ -43,6 +46,9 @@ class FakeCloud:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         self.seen.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        if request.path.startswith("/knowledgebases(") and request.path.endswith("/retrieve"):
+            answer = self.retrieved.pop(0) if len(self.retrieved) > 1 else self.retrieved[0]
+            return web.json_response(answer.body, status=answer.status, headers=answer.headers)
         if "/docs/" in request.path:
             if request.path.endswith("$count"):
                 return web.Response(text=str(len(self.search_hits)), content_type="text/plain")

@@ -4,6 +4,7 @@ that cites every document, and a rewriter with a fixed answer."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rag.contract import AnswerDelta, Citation, Turn
@@ -94,3 +95,12 @@ def stream_events(*pieces: str) -> list[dict[str, Any]]:
     events += [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
     events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     return events
+
+
+@dataclass
+class Retrieved:
+    """One knowledge base retrieve answer of the fake cloud: JSON body, status and headers."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,175 @@
+"""KnowledgeBaseRetriever against a loopback fake replaying the official 2026-04-01 examples in
+tests/conformance/search/: what azure-search-documents' KnowledgeBaseRetrievalClient puts on the wire for
+our settings, how every example response becomes hits and an Answer, partial results, trimming and faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grounded_fakes import Retrieved, completion
+
+from rag.errors import AuthError, DataSourceError, Throttled
+from rag.factory import build_answerer
+from rag.grounded.answerer import GroundedAnswerer
+from rag.grounded.build import azure_retriever
+from rag.grounded.knowledge_base import RERANKER_THRESHOLDS, KnowledgeBaseRetriever
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "conformance" / "search"
+WITH_INTENTS = "KnowledgeBaseRetrieveWithIntents.json"
+RETRIEVE_EXAMPLES = ["KnowledgeBaseRetrieve.json", WITH_INTENTS]
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+
+
+def example_env(url: str, **extra: str) -> dict[str, str]:
+    """Our settings mapped to the example's values (its endpoint is the loopback fake)."""
+    return {
+        "AZURE_SEARCH_ENDPOINT": url,
+        "AZURE_SEARCH_KEY": "search-key",
+        "AZURE_SEARCH_KNOWLEDGE_BASE": "base-example-index",
+        "AZURE_SEARCH_KNOWLEDGE_SOURCE": "ks-example-index",
+        "AZURE_SEARCH_FILTER": "foo eq bar",
+        "AZURE_SEARCH_RERANKER_THRESHOLD": "2.1",
+        "AZURE_SEARCH_MAX_OUTPUT_TOKENS": "100000",
+        "RAGBOT_REQUEST_TIMEOUT": "60",
+        "RAGBOT_RETRY_BUDGET": "1",
+        **extra,
+    }
+
+
+def knowledge_base(make_settings, cloud, **extra: str) -> KnowledgeBaseRetriever:  # type: ignore[no-untyped-def]
+    retriever = azure_retriever(make_settings(example_env(cloud.url, **extra)))
+    assert isinstance(retriever, KnowledgeBaseRetriever)
+    return retriever
+
+
+async def test_the_request_equals_the_official_example(make_settings, cloud) -> None:  # type: ignore[no-untyped-def]
+    spec = example(WITH_INTENTS)
+    cloud.retrieved = [Retrieved(spec["responses"]["200"]["body"])]
+    retriever = knowledge_base(make_settings, cloud)
+    hits = await retriever.retrieve("foo", top=20)
+    await retriever.aclose()
+    (seen,) = cloud.requests("/retrieve")
+    assert seen.method == "POST" and seen.path == "/knowledgebases('base-example-index')/retrieve"
+    assert seen.query == {"api-version": spec["parameters"]["api-version"]}
+    assert seen.headers["api-key"] == "search-key"
+    assert seen.body == spec["parameters"]["retrievalRequest"]
+    assert [h.chunk.id for h in hits] == ["myDocKey1", "myDocKey2"]
+    assert [h.chunk.title for h in hits] == ["high_doc", "low_doc"]
+    assert [h.chunk.content for h in hits] == ["hello world", "goodbye world"]
+    assert [h.rerank_score for h in hits] == [3.5 / 4, 2.7 / 4] and [h.query for h in hits] == ["foo", "foo"]
+
+
+@pytest.mark.parametrize("name", RETRIEVE_EXAMPLES)
+@pytest.mark.parametrize("status", ["200", "206"])
+async def test_every_example_response_becomes_an_answer(  # type: ignore[no-untyped-def]
+    make_settings, cloud, caplog: pytest.LogCaptureFixture, name: str, status: str
+) -> None:
+    spec = example(name)
+    body = spec["responses"][status]["body"]
+    ran = [a["searchIndexArguments"]["search"] for a in body["activity"] if a.get("searchIndexArguments")]
+    cloud.retrieved = [Retrieved(body, status=int(status))]
+    cloud.chat = lambda request: completion("Hello is the high doc [doc1]; goodbye the low one [doc2].")
+    env = example_env(
+        cloud.url,
+        AZURE_OPENAI_ENDPOINT=cloud.url,
+        AZURE_OPENAI_KEY="k",
+        AZURE_OPENAI_MODEL="gpt-4.1",
+        AZURE_OPENAI_STREAM="false",
+        AZURE_SEARCH_STRICTNESS="1",
+    )
+    answerer = build_answerer(make_settings(env))
+    assert isinstance(answerer, GroundedAnswerer) and answerer.retriever.name == "knowledge_base"
+    try:
+        answer = await answerer.answer([], ran[0])
+    finally:
+        await answerer.aclose()
+    assert answer.cited_numbers() == [1, 2]
+    assert [(c.title, c.content) for c in answer.citations] == [
+        ("high_doc", "hello world"),
+        ("low_doc", "goodbye world"),
+    ]
+    assert answer.citations[0].score == 3.5 / 4
+    assert answer.intent == [ran[0]]  # the query the service reports it ran for these references
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if status == "206":
+        (warning,) = warnings
+        assert "'ks-preview-web' failed (403: The error message)" in warning
+    else:
+        assert warnings == []
+
+
+async def test_strictness_maps_to_the_documented_reranker_threshold(make_settings, cloud) -> None:  # type: ignore[no-untyped-def]
+    assert RERANKER_THRESHOLDS == {1: 1.2, 2: 1.36, 3: 1.56, 4: 1.76, 5: 1.92}
+    for strictness, threshold in RERANKER_THRESHOLDS.items():
+        env = example_env(cloud.url, AZURE_SEARCH_STRICTNESS=str(strictness))
+        del env["AZURE_SEARCH_RERANKER_THRESHOLD"]
+        retriever = azure_retriever(make_settings(env))
+        assert isinstance(retriever, KnowledgeBaseRetriever)
+        (params,) = retriever.request("q")["knowledgeSourceParams"]
+        assert params["rerankerThreshold"] == threshold
+        await retriever.aclose()
+
+
+async def test_references_are_capped_at_top_best_first(make_settings, cloud) -> None:  # type: ignore[no-untyped-def]
+    body = example(WITH_INTENTS)["responses"]["200"]["body"]
+    body = {**body, "references": list(reversed(body["references"]))}
+    cloud.retrieved = [Retrieved(body)]
+    retriever = knowledge_base(make_settings, cloud)
+    hits = await retriever.retrieve("foo", top=1)
+    await retriever.aclose()
+    assert [h.chunk.id for h in hits] == ["myDocKey1"]
+
+
+@pytest.mark.parametrize(
+    ("groups", "add_on"),
+    [
+        (["g1", "o'brien"], "(foo eq bar) and (groups/any(g: search.in(g, 'g1,o''brien', ',')))"),
+        ([], "(foo eq bar) and (false)"),
+        (None, "(foo eq bar) and (false)"),  # trimming on: never unfiltered
+    ],
+)
+async def test_security_trimming_goes_into_the_filter_add_on(  # type: ignore[no-untyped-def]
+    make_settings, cloud, groups: list[str] | None, add_on: str
+) -> None:
+    cloud.retrieved = [Retrieved({"activity": [], "references": []})]
+    retriever = knowledge_base(make_settings, cloud, AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="groups")
+    assert await retriever.retrieve("q", top=5, groups=groups) == []
+    await retriever.aclose()
+    (params,) = cloud.requests("/retrieve")[0].body["knowledgeSourceParams"]
+    assert params["filterAddOn"] == add_on
+
+
+async def test_throttling_is_retried_as_the_service_asks(make_settings, cloud) -> None:  # type: ignore[no-untyped-def]
+    busy = Retrieved({"error": {"code": "Throttled", "message": "slow down"}}, 429, {"retry-after-ms": "10"})
+    ok = Retrieved(example(WITH_INTENTS)["responses"]["200"]["body"])
+    cloud.retrieved = [busy, ok]
+    retriever = knowledge_base(make_settings, cloud)
+    assert len(await retriever.retrieve("foo", top=5)) == 2
+    assert len(cloud.requests("/retrieve")) == 2
+    cloud.retrieved = [busy]
+    with pytest.raises(Throttled, match="still throttled") as info:
+        await retriever.retrieve("foo", top=5)
+    assert info.value.retry_after == 0.01
+    await retriever.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "ready"),
+    [(403, AuthError, "refused the credentials"), (404, DataSourceError, "'base-example-index' not found")],
+)
+async def test_refusals_are_typed_and_reported_by_ready(  # type: ignore[no-untyped-def]
+    make_settings, cloud, status: int, error: type[Exception], ready: str
+) -> None:
+    cloud.retrieved = [Retrieved({"error": {"code": "Nope", "message": "no"}}, status)]
+    retriever = knowledge_base(make_settings, cloud)
+    with pytest.raises(error):
+        await retriever.retrieve("foo", top=5)
+    assert ready in (await retriever.ready() or "")
+    await retriever.aclose()
