@@ -77,11 +77,11 @@ async def test_ask_prints_answer_and_numbered_sources(fake_azure: FakeAzure, rag
     fake_azure.reply(Reply(body=REPLY))
     code, out, err = await ragbot("vpn error 809?")
     assert code == 0, err
-    assert "Error 809 means a blocked port [doc2]; install the client [doc1]." in out
-    assert "Searched for: vpn error 809" in out
+    assert "Error 809 means a blocked port [1]; install the client [2]." in out  # numbered by first use
+    assert "(searched for: vpn error 809)" in out
     sources = out.split("Sources:")[1]
-    assert sources.index("[doc2] VPN errors - it/vpn-errors.md") < sources.index(
-        "[doc1] VPN guide - https://kb.example/vpn"
+    assert sources.index("[1] VPN errors - it/vpn-errors.md") < sources.index(
+        "[2] VPN guide - https://kb.example/vpn"
     )
     sent = fake_azure.requests[0]
     assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
@@ -94,8 +94,9 @@ async def test_ask_json_prints_the_answer_model(fake_azure: FakeAzure, ragbot: R
     code, out, err = await ragbot("--json", "vpn error 809?")
     assert code == 0, err
     answer = Answer.model_validate_json(out)
-    assert answer.cited_numbers() == [2, 1]
-    assert answer.citations[1].filepath == "it/vpn-errors.md"
+    assert answer.cited_numbers() == [1, 2]  # renumbered by first use; `retrieved` keeps the order
+    assert answer.citations[0].filepath == "it/vpn-errors.md"
+    assert [c["filepath"] for c in json.loads(out)["retrieved"]] == [None, "it/vpn-errors.md"]
     assert answer.intent == ["vpn error 809"]
     assert answer.usage is not None and answer.usage.total_tokens == 62
 
@@ -116,8 +117,8 @@ async def test_ask_stream(fake_azure: FakeAzure, ragbot: Runner) -> None:
     fake_azure.reply(Reply(events=chunks))
     code, out, err = await ragbot("--stream", "vpn?")
     assert code == 0, err
-    assert out.startswith("Blocked port [doc2].")
-    assert "[doc2] VPN errors - it/vpn-errors.md" in out
+    assert out.startswith("Blocked port [1].")
+    assert "[1] VPN errors - it/vpn-errors.md" in out
     assert fake_azure.requests[0].body["stream"] is True
 
 
