@@ -4,6 +4,7 @@ our settings, how every example response becomes hits and an Answer, partial res
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -17,6 +18,7 @@ from rag.factory import build_answerer
 from rag.grounded.answerer import GroundedAnswerer
 from rag.grounded.build import azure_retriever
 from rag.grounded.knowledge_base import RERANKER_THRESHOLDS, KnowledgeBaseRetriever
+from ragbot.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "conformance" / "search"
 WITH_INTENTS = "KnowledgeBaseRetrieveWithIntents.json"
@@ -173,3 +175,30 @@ async def test_refusals_are_typed_and_reported_by_ready(  # type: ignore[no-unty
         await retriever.retrieve("foo", top=5)
     assert ready in (await retriever.ready() or "")
     await retriever.aclose()
+
+
+async def test_ragbot_ask_answers_through_the_knowledge_base(  # type: ignore[no-untyped-def]
+    make_settings, cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ragbot ask --stream` and `--json`: retrieval first, then the chat model streams; citations and the
+    intent come from the knowledge base."""
+    cloud.retrieved = [Retrieved(example(WITH_INTENTS)["responses"]["200"]["body"])]
+    words = ["Hello is the ", "high doc [do", "c1]."]
+    events = [{"choices": [{"index": 0, "delta": {"content": w}}]} for w in words]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    cloud.chat = lambda body: events if body.get("stream") else completion("".join(words))
+    make_settings(
+        example_env(
+            cloud.url, AZURE_OPENAI_ENDPOINT=cloud.url, AZURE_OPENAI_KEY="k", AZURE_OPENAI_MODEL="gpt-4.1"
+        )
+    )
+    assert await asyncio.to_thread(main, ["ask", "--stream", "foo"]) == 0
+    streamed = capsys.readouterr().out
+    assert streamed.startswith("Hello is the high doc [1].") and "[1] high_doc" in streamed
+    assert "(searched for: foo)" in streamed
+    assert await asyncio.to_thread(main, ["ask", "--json", "foo"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["content"] == "Hello is the high doc [doc1]." and answer["intent"] == ["foo"]
+    assert [c["title"] for c in answer["citations"]] == ["high_doc"]
+    assert [c["title"] for c in answer["retrieved"]] == ["high_doc", "low_doc"]
+    assert len(cloud.requests("/retrieve")) == 2
