@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rag.azure.dialects import Dialect
+from rag.azure.dialects import Dialect, versions_with
 from rag.contract import Asker, Citation, Turn
 from rag.errors import ConfigError
 from rag.settings import AzureOpenAISettings
@@ -64,6 +64,19 @@ class ChatParams(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+    def check_dialect(self, dialect: Dialect) -> None:
+        """Reject, before any call, the parameters `dialect`'s On Your Data schema does not declare."""
+        undeclared = {"n": "AZURE_OPENAI_CHOICES_COUNT", "seed": "AZURE_OPENAI_SEED"}
+        if dialect.choices_and_seed:
+            return
+        sent = [variable for name, variable in undeclared.items() if getattr(self, name) is not None]
+        if sent:
+            raise ConfigError(
+                f"{', '.join(sent)} cannot be used with On Your Data at api-version {dialect.version}: its "
+                f"extensions endpoint does not declare n or seed (they are accepted from "
+                f"{versions_with('choices_and_seed')}); unset it or change AZURE_OPENAI_PREVIEW_API_VERSION"
+            )
 
     def check_with_data_sources(self) -> None:
         """Reject, before any call, the parameters Azure refuses together with a data source."""

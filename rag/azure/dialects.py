@@ -29,6 +29,7 @@ class Dialect(BaseModel, frozen=True):
     embeddings_input_type: bool = True
     embeddings_dimensions: bool = False  # `dimensions` on the /embeddings endpoint
     stream_usage: bool = False  # `stream_options.include_usage`: a last chunk with usage, empty `choices`
+    choices_and_seed: bool = True  # `n` and `seed` (the extensions endpoint's schema declares neither)
 
     @property
     def chat_path(self) -> str:
@@ -45,6 +46,7 @@ _DIALECTS = {
             typed_auth=False,
             managed_identity=False,
             embeddings_input_type=False,
+            choices_and_seed=False,
         ),
         Dialect(
             version="2023-08-01-preview",
@@ -52,8 +54,9 @@ _DIALECTS = {
             typed_auth=False,
             managed_identity=False,
             embeddings_input_type=False,
+            choices_and_seed=False,
         ),
-        Dialect(version="2023-12-01-preview", legacy=True),
+        Dialect(version="2023-12-01-preview", legacy=True, choices_and_seed=False),
         Dialect(version="2024-02-15-preview", legacy=False),
         Dialect(version="2024-10-21", legacy=False, embeddings_dimensions=True, stream_usage=True),
         Dialect(

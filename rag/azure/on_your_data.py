@@ -33,6 +33,7 @@ class OnYourDataAnswerer:
         history_tokens: int,
     ) -> None:
         source.check(api_dialect)
+        chat.check_dialect(api_dialect)
         chat.check_with_data_sources()
         self.client, self.dialect, self.source, self.chat = client, api_dialect, source, chat
         self.history_tokens = history_tokens

@@ -121,6 +121,20 @@ def test_parameters_refused_with_data_sources(name: str, make_settings: MakeSett
         build(make_settings, "2024-10-21", **{f"AZURE_OPENAI_{name}": value})
 
 
+@pytest.mark.parametrize("version", ["2023-06-01-preview", "2023-08-01-preview", "2023-12-01-preview"])
+@pytest.mark.parametrize(
+    ("variable", "value"), [("AZURE_OPENAI_SEED", "42"), ("AZURE_OPENAI_CHOICES_COUNT", "2")]
+)
+def test_extensions_versions_refuse_n_and_seed(
+    make_settings: MakeSettings, version: str, variable: str, value: str
+) -> None:
+    """The 2023 extensions endpoint's schema declares neither `n` nor `seed`: refused at start-up."""
+    with pytest.raises(ConfigError, match=rf"{variable} cannot be used .* {version}.*2024-02-15-preview"):
+        build(make_settings, version, **{variable: value})
+    body = build(make_settings, "2024-02-15-preview", **{variable: value}).request([], "q")
+    assert body.get("seed", body.get("n")) == int(value)
+
+
 def test_newest_version_sends_every_new_parameter(make_settings: MakeSettings) -> None:
     answerer = build(
         make_settings,
