@@ -17,7 +17,18 @@ class ContentFiltered(RagError):
     def __init__(self, source: str, categories: dict[str, str | bool], message: str = "") -> None:
         self.source = source  # "prompt" or "completion"
         self.categories = categories  # category -> severity ("high") or True when only "detected"
-        super().__init__(message or f"content filtered ({source}): {', '.join(categories) or 'unspecified'}")
+        detail = f" - {message}" if message else ""
+        super().__init__(f"content filtered ({source}): {self.named()}{detail}")
+
+    def named(self) -> str:
+        """The categories with their severity, e.g. `violence (medium), jailbreak (detected)`."""
+        return (
+            ", ".join(
+                f"{name} ({'detected' if severity is True else severity})"
+                for name, severity in self.categories.items()
+            )
+            or "category not given"
+        )
 
 
 class Throttled(RagError):

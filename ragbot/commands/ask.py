@@ -16,8 +16,10 @@ from bot.pacing import paced
 from bot.render.failures import FILTERED_ANSWER, NO_ANSWER, NOT_IN_KNOWLEDGE_BASE
 from bot.render.sources import cite, cite_partial
 from rag.contract import REFUSAL, Answer, AnswerBuilder, Answerer, Turn
+from rag.errors import ContentFiltered, RagError
 from rag.factory import build_answerer
 from ragbot.commands._common import AllSettings, init
+from ragbot.logs import redact
 
 NUMBER = re.compile(r"\[(\d+)\]")
 
@@ -186,8 +188,20 @@ async def _main(args: argparse.Namespace) -> int:
             )
             return 1
         return await _ask(args, answerer)
+    except RagError as exc:
+        if args.json:  # a JSON reader gets an object too, not nothing (stderr says it for people)
+            print(json.dumps({"error": error_json(exc)}, ensure_ascii=False), flush=True)
+        raise
     finally:
         await answerer.aclose()
+
+
+def error_json(exc: RagError) -> dict[str, Any]:
+    """A failed answer as JSON: its type and message, and for the content filter where and what."""
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": redact(str(exc))}
+    if isinstance(exc, ContentFiltered):
+        body.update(source=exc.source, categories=exc.categories)
+    return body
 
 
 def run(args: argparse.Namespace) -> int:

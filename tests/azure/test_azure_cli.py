@@ -154,3 +154,32 @@ async def test_ask_names_a_retired_feature_or_a_model_without_data_sources(
     fake_azure.reply(Reply(status=status, body={"error": error}))
     code, _, err = await ragbot("vpn?")
     assert code == 1 and "DataSourceError" in err and says in err and "RAGBOT_BACKEND=grounded" in err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_ask_names_the_content_filter_category_and_severity(
+    fake_azure: FakeAzure, ragbot: Runner, as_json: bool
+) -> None:
+    blocked = {
+        "error": {
+            "code": "content_filter",
+            "message": "The prompt was filtered.",
+            "innererror": {
+                "content_filter_result": {
+                    "violence": {"filtered": True, "severity": "medium"},
+                    "jailbreak": {"filtered": True, "detected": True},
+                    "hate": {"filtered": False, "severity": "safe"},
+                }
+            },
+        }
+    }
+    fake_azure.reply(Reply(status=400, body=blocked))
+    code, out, err = await ragbot(*(["--json"] if as_json else []), "vpn?")
+    assert code == 1
+    assert "ContentFiltered: content filtered (prompt): violence (medium), jailbreak (detected)" in err
+    if as_json:
+        error = json.loads(out)["error"]
+        assert error["type"] == "ContentFiltered" and error["source"] == "prompt"
+        assert error["categories"] == {"violence": "medium", "jailbreak": True}
+    else:
+        assert out == ""
