@@ -6,15 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 WEBCHAT_VERSION := 4.18.1
 WEBCHAT_JS := bot/web/static/vendor/webchat.js
+AZURITE_VERSION := 3.37.0
+AZURITE := build/azurite/node_modules/.bin/azurite-blob
 DATA_DIR ?= data
 SAMPLE_INDEX := $(DATA_DIR)/index.sqlite
 
-.PHONY: run test lint typecheck pytest eval bench install install-dev webchat chromium sample-index clean
+.PHONY: run test lint typecheck pytest eval bench install install-dev webchat chromium redis azurite sample-index clean
 
 run: install webchat sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot serve
 
-test: install-dev webchat chromium lint typecheck pytest
+test: install-dev webchat chromium redis azurite lint typecheck pytest
 
 # What running needs (`make run`); the development tools (pytest, ruff, mypy, playwright...) come only
 # with `make test` and the other targets that use them.
@@ -45,6 +47,18 @@ $(WEBCHAT_JS):
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Real storage servers for the state tests (tests/servers.py starts them): Debian's Redis, and Azurite,
+# the Azure Storage emulator, from the npm registry into build/ (pinned).
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	mkdir -p build/azurite
+	cd build/azurite && npm install --silent --no-audit --no-fund --prefix . azurite@$(AZURITE_VERSION)
+	touch $@
+
 sample-index: install
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot index samples/helpdesk --target local
 
@@ -61,7 +75,7 @@ pytest: install-dev
 eval: install sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/python -m bench.eval
 
-bench: install-dev webchat sample-index
+bench: install-dev webchat redis azurite sample-index
 	$(BIN)/python -m bench
 
 clean:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.state import StateStore
+from bot.state.blob import BlobStore
 from bot.state.cache import CachedStore
 from bot.state.memory import MemoryStore
+from bot.state.redis import RedisStore
 from bot.state.sqlite import SqliteStore
+from tests.servers import Azurite, RedisServer
 
-KINDS = ["memory", "sqlite", "cached-sqlite"]
+KINDS = ["memory", "sqlite", "cached-sqlite", "redis", "blob"]
 
 
 async def make_store(kind: str, tmp_path: Path) -> StateStore:
+    """The store of `kind`; a server it needs must be running (see the `store` fixture)."""
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
@@ -25,9 +30,31 @@ async def make_store(kind: str, tmp_path: Path) -> StateStore:
     raise AssertionError(kind)
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    with Azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
 @pytest.fixture(params=KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
-    made = await make_store(request.param, tmp_path)
+    """Each test gets a store of its own: a fresh file, Redis key prefix or blob container."""
+    kind = request.param
+    made: StateStore
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        made = RedisStore(server.url, prefix=f"test-{uuid.uuid4().hex}:")
+    elif kind == "blob":
+        server = request.getfixturevalue("azurite")
+        made = BlobStore.from_connection_string(server.connection_string, f"t{uuid.uuid4().hex}")
+    else:
+        made = await make_store(kind, tmp_path)
     await made.open()
     yield made
     await made.aclose()
