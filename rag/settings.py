@@ -83,6 +83,7 @@ class AzureOpenAISettings(_Base):
     resource: str | None = None
     key: SecretStr | None = None
     model: str | None = Field(default=None, description="chat deployment name")
+    model_name: str | None = Field(default=None, description="the deployed model, e.g. gpt-4.1")
     preview_api_version: str = DEFAULT_API_VERSION
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, ge=0.0, le=1.0)

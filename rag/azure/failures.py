@@ -108,5 +108,5 @@ def search_error(exc: AzureError, subject: str) -> RagError:
         wait = server_delay(getattr(exc.response, "headers", None) or {}) or 0.0
         return Throttled(wait, f"{where}: still throttled after retrying: {detail}")
     if 400 <= status < 500:
-        return DataSourceError(f"{where}: {subject} rejected the query: {detail}")
+        return DataSourceError(f"{where} for {subject}: {detail}")
     return UpstreamUnavailable(f"{where}: {detail}")

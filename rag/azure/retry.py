@@ -69,9 +69,9 @@ class RateLimiter:
 class SearchRetryPolicy(AsyncRetryPolicy):
     """azure-core's retry policy (408/429/5xx, honouring `retry-after-ms`, `x-ms-retry-after-ms` and
     `Retry-After`) for Azure AI Search queries. Searches and knowledge base retrieves are reads sent as
-    POST, which azure-core would retry only when a `Retry-After` header is present; `timeout` bounds all
-    attempts together."""
+    POST, which azure-core would retry only when a `Retry-After` header is present (the idempotent
+    methods it retries anyway); `timeout` bounds all attempts together."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._method_whitelist = frozenset({"GET", "HEAD", "POST"})
+        self._method_whitelist = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"})

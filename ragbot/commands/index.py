@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the indexer pulls in the Azure SDK and the ONNX runtime: import it only to run
     from indexing.pipeline import IndexSummary
+    from rag.settings import Settings
 
 HELP = "build or update the search index from folders of documents"
 DESCRIPTION = """Turn folders of documents into the index the bot answers from.
@@ -17,6 +19,9 @@ DESCRIPTION = """Turn folders of documents into the index the bot answers from.
   ragbot index samples/helpdesk                   local index (RAGBOT_DATA_DIR/index.sqlite)
   ragbot index docs/ --target azure               Azure AI Search (AZURE_SEARCH_* settings)
   ragbot index docs/ --dry-run --json             what would change, as JSON
+  ragbot index docs/ --target azure --knowledge-base kb
+                                                  also a knowledge source over the index and
+                                                  the knowledge base kb (agentic retrieval)
 
 Documents: Markdown (.md; front matter title, url, last_modified, groups), plain text (.txt), HTML
 (main content, <title>, <link rel=canonical>, <meta name="groups">), PDF (page numbers kept) and DOCX
@@ -38,6 +43,11 @@ chunks_deleted, seconds, errors, skipped, warnings; files_skipped = unchanged fi
 not documents, `skipped` names the latter). A file is never rejected for a front matter that is not
 valid YAML or for text that is not UTF-8: it is read leniently and the repair is a warning naming the
 file and line.
+--knowledge-base NAME (Azure only) then creates or updates the `searchIndex` knowledge source over the
+index (named AZURE_SEARCH_KNOWLEDGE_SOURCE, default the index's name) and the knowledge base NAME that
+uses it, with AZURE_OPENAI_MODEL as its model when Azure OpenAI is configured; running it again changes
+nothing. With --dry-run it prints the JSON it would send (keys masked) instead. Answer from it with
+AZURE_SEARCH_KNOWLEDGE_BASE=NAME.
 Exit status 1 when a file failed, 2 on bad usage or settings."""
 
 
@@ -56,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--overlap", type=int, metavar="N", help="tokens repeated between chunks (default per target)"
+    )
+    parser.add_argument(
+        "--knowledge-base",
+        metavar="NAME",
+        help="(azure) also create or update a knowledge source over the index and this knowledge base",
     )
     parser.add_argument(
         "--base-url",
@@ -90,7 +105,10 @@ async def _index(args: argparse.Namespace) -> IndexSummary | str:
     from ragbot.commands._common import init
 
     settings = init().rag
-    setup = build_setup(settings, args.target or default_target(settings))
+    target = args.target or default_target(settings)
+    if args.knowledge_base and target != "azure":
+        return "--knowledge-base needs the azure target (AZURE_SEARCH_* settings, --target azure)"
+    setup = build_setup(settings, target)
     try:
         try:
             overlap = setup.overlap if args.overlap is None else args.overlap
@@ -105,12 +123,27 @@ async def _index(args: argparse.Namespace) -> IndexSummary | str:
             base_url=args.base_url,
             embed_concurrency=setup.embed_concurrency,
         )
-        return await indexer.run(args.paths, recreate=args.recreate, dry_run=args.dry_run)
+        summary = await indexer.run(args.paths, recreate=args.recreate, dry_run=args.dry_run)
+        if args.knowledge_base:
+            await _knowledge_base(settings, args)
+        return summary
     finally:
         await setup.target.aclose()
         closer = getattr(setup.embedder, "aclose", None)
         if closer is not None:
             await closer()
+
+
+async def _knowledge_base(settings: Settings, args: argparse.Namespace) -> None:
+    from indexing.knowledge_base import masked, plan, publish
+
+    source, base = plan(settings, args.knowledge_base)
+    if args.dry_run:
+        bodies = {"knowledgeSource": masked(source), "knowledgeBase": masked(base)}
+        print(json.dumps(bodies, indent=None if args.json else 2))
+        return
+    await publish(settings, source, base)
+    print(f"knowledge base {base['name']} over knowledge source {source['name']} is ready", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 _INDEX_PATH = re.compile(r"^/indexes\('([^']+)'\)$")
 _DOCS_PATH = re.compile(r"^/indexes\('([^']+)'\)/docs/(search\.index|search\.post\.search)$")
+_RESOURCE_PATH = re.compile(r"^/(knowledgesources|knowledgebases)\('([^']+)'\)$")
 _EMBED_PATH = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
 _CLAUSE = re.compile(r"(\w+) (eq|gt) '((?:[^']|'')*)'")
 
@@ -64,6 +65,7 @@ class FakeSearch:
     requests: list[Recorded] = field(default_factory=list)
     request_faults: list[int] = field(default_factory=list)  # statuses for the next batch requests
     document_faults: dict[str, list[int]] = field(default_factory=dict)  # key -> statuses, one per try
+    knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)  # "knowledgebases/kb" -> definition
     url: str = ""
 
     def batches(self) -> list[list[dict[str, Any]]]:
@@ -86,6 +88,9 @@ class FakeSearch:
         index_match = _INDEX_PATH.match(request.path)
         if index_match:
             return self._index(request.method, index_match.group(1), body)
+        resource_match = _RESOURCE_PATH.match(request.path)
+        if resource_match and request.method == "PUT":
+            return self._knowledge(*resource_match.groups(), body)
         docs_match = _DOCS_PATH.match(request.path)
         if docs_match and request.method == "POST":
             name, operation = docs_match.groups()
@@ -119,6 +124,22 @@ class FakeSearch:
             self.documents.pop(name, None)
             return web.Response(status=204)
         return _error(405, "MethodNotAllowed", method)
+
+    def _knowledge(self, collection: str, name: str, body: dict[str, Any]) -> web.Response:
+        """A knowledge source must name an existing index, a knowledge base existing sources."""
+        if collection == "knowledgesources":
+            wanted = [("index", body["searchIndexParameters"]["searchIndexName"], self.indexes)]
+        else:
+            wanted = [("knowledge source", s["name"], self._sources()) for s in body["knowledgeSources"]]
+        for kind, needed, existing in wanted:
+            if needed not in existing:
+                return _error(400, "InvalidRequest", f"{kind} {needed} does not exist")
+        created = f"{collection}/{name}" not in self.knowledge
+        self.knowledge[f"{collection}/{name}"] = {**body, "@odata.etag": '"1"'}
+        return web.json_response(self.knowledge[f"{collection}/{name}"], status=201 if created else 200)
+
+    def _sources(self) -> set[str]:
+        return {key.split("/", 1)[1] for key in self.knowledge if key.startswith("knowledgesources/")}
 
     def _key(self, name: str) -> str:
         return next(f["name"] for f in self.indexes[name]["fields"] if f.get("key"))
