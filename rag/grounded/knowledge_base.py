@@ -74,6 +74,8 @@ class _Activity(_Wire):
     knowledge_source_name: str | None = None
     search_index_arguments: _SearchArguments | None = None
     error: _ErrorDetail | None = None
+    elapsed_ms: int | None = None
+    reasoning_tokens: int | None = None  # agenticReasoning records: what the retrieval itself used
 
 
 class _Reference(_Wire):
@@ -196,6 +198,14 @@ class KnowledgeBaseRetriever:
                 "knowledge base %r returned partial results; answering from what came back",
                 self.knowledge_base,
             )
+        log.debug(
+            "knowledge base %r: %d activity records, %d ms, %d reasoning tokens, %d references",
+            self.knowledge_base,
+            len(response.activity),
+            sum(a.elapsed_ms or 0 for a in response.activity),
+            sum(a.reasoning_tokens or 0 for a in response.activity),
+            len(response.references),
+        )
         ran = {
             a.id: a.search_index_arguments.search
             for a in response.activity

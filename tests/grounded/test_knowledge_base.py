@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 from grounded_fakes import Retrieved, completion
 
+from bot.app import create_app
+from bot.settings import BotSettings
 from rag.errors import AuthError, DataSourceError, Throttled
 from rag.factory import build_answerer
 from rag.grounded.answerer import GroundedAnswerer
 from rag.grounded.build import azure_retriever
 from rag.grounded.knowledge_base import RERANKER_THRESHOLDS, KnowledgeBaseRetriever
 from ragbot.cli import main
+from tests.bot.fakes import FakeConnector, activity
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "conformance" / "search"
 WITH_INTENTS = "KnowledgeBaseRetrieveWithIntents.json"
@@ -202,3 +205,30 @@ async def test_ragbot_ask_answers_through_the_knowledge_base(  # type: ignore[no
     assert [c["title"] for c in answer["citations"]] == ["high_doc"]
     assert [c["title"] for c in answer["retrieved"]] == ["high_doc", "low_doc"]
     assert len(cloud.requests("/retrieve")) == 2
+
+
+async def test_the_bot_answers_through_the_knowledge_base(  # type: ignore[no-untyped-def]
+    make_settings, cloud, aiohttp_client, aiohttp_server, tmp_path: Path
+) -> None:
+    """A Teams turn through the real bot app: the citations and the intent come from the knowledge base."""
+    cloud.retrieved = [Retrieved(example(WITH_INTENTS)["responses"]["200"]["body"])]
+    cloud.chat = lambda body: completion("Hello is the high doc [doc1].")
+    env = example_env(
+        cloud.url,
+        AZURE_OPENAI_ENDPOINT=cloud.url,
+        AZURE_OPENAI_KEY="k",
+        AZURE_OPENAI_MODEL="gpt-4.1",
+        AZURE_OPENAI_STREAM="false",
+    )
+    connector = FakeConnector()
+    service_url = str((await aiohttp_server(connector.app)).make_url("")).rstrip("/") + "/"
+    answerer = build_answerer(make_settings(env))
+    client = await aiohttp_client(create_app(BotSettings(_env_file=None, data_dir=tmp_path), answerer))
+    response = await client.post("/api/messages", json=activity(service_url, "foo", conversation_id="kb-1"))
+    assert response.status == 200, await response.text()
+    (reply,) = [r for r in connector.in_conversation("kb-1") if r.type == "message"]
+    assert reply.text.startswith("Hello is the high doc [1]")
+    citations = [e for e in reply.activity.get("entities", []) if e.get("@type") == "Message"]
+    assert citations and citations[0]["citation"][0]["appearance"]["name"] == "high_doc"
+    (retrieve,) = cloud.requests("/retrieve")
+    assert retrieve.body["intents"] == [{"type": "semantic", "search": "foo"}]
