@@ -21,14 +21,15 @@ from typing import Any
 
 from azure.core.credentials import AzureKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.search.documents.aio import SearchClient
 from azure.search.documents.models import VectorizableTextQuery, VectorizedQuery, VectorQuery
 
+from rag.azure.failures import search_error
 from rag.azure.security import combine_filters, groups_filter
 from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
-from rag.errors import AuthError, DataSourceError, UpstreamUnavailable
+from rag.errors import DataSourceError
 from rag.index_spec import IndexSpec
 from rag.settings import QueryType
 
@@ -92,17 +93,8 @@ class AzureSearchRetriever:
         try:
             results = await self._client.search(search_text=search_text, **kwargs)
             return [self._hit(document, query) async for document in results]
-        except ResourceNotFoundError as exc:
-            raise DataSourceError(
-                f"Azure AI Search index {self.spec.name!r} not found: {exc.message}"
-            ) from exc
-        except HttpResponseError as exc:
-            status = exc.status_code or 0
-            if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
-                raise AuthError(f"Azure AI Search refused the credentials: {exc.message}") from exc
-            if 400 <= status < 500:
-                raise DataSourceError(f"Azure AI Search rejected the query: {exc.message}") from exc
-            raise UpstreamUnavailable(f"Azure AI Search failed: {exc.message}") from exc
+        except AzureError as exc:
+            raise search_error(exc, f"Azure AI Search index {self.spec.name!r}") from exc
 
     async def _vector_query(self, query: str, top: int) -> VectorQuery:
         fields = ",".join(self.spec.vector_fields)

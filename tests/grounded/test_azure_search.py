@@ -166,3 +166,17 @@ async def test_ready_counts_documents(cloud) -> None:  # type: ignore[no-untyped
     assert await search.ready() is None
     assert cloud.requests("/docs/$count")
     await search.aclose()
+
+
+async def test_an_unreachable_service_is_upstream_unavailable(unused_tcp_port: int) -> None:
+    search = AzureSearchRetriever(
+        endpoint=f"http://127.0.0.1:{unused_tcp_port}",
+        spec=SPEC,
+        credential=AzureKeyCredential("search-key"),
+        retry_total=0,
+    )
+    try:
+        with pytest.raises(UpstreamUnavailable, match="unreachable"):
+            await search.retrieve("q", top=3)
+    finally:
+        await search.aclose()
