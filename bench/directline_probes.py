@@ -36,6 +36,7 @@ DL = "/v3/directline"
 EVENT_BYTES = 32 * 1024
 OTHER_CLIENT = "127.0.0.2"
 """Linux routes all of 127.0.0.0/8 to the loopback interface: a second client address on one machine."""
+INJECTING_CLIENT = "127.0.0.3"
 REPLY_TIMEOUT_S = 20.0
 
 
@@ -127,7 +128,8 @@ async def memory_probe(server: Server, conversations: int, events: int) -> list[
 
 
 async def injection_probe(server: Server) -> list[Row]:
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(local_addr=(INJECTING_CLIENT, 0))  # not the flood's client
+    async with aiohttp.ClientSession(connector=connector) as session:
         client = Client(session, server.url)
         await client.start()
         forged = {
@@ -211,7 +213,12 @@ async def measure(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         env["RAGBOT_DATA_DIR"] = tmp
         for conversations, events in ((20, 120),) if quick else ((20, 480), (200, 50)):
-            async with ragbot_serve(env, Path(tmp) / "memory.log") as server:
+            # One client opens every conversation here: the start limits (the flood probe) are lifted.
+            lifted = {
+                "RAGBOT_DIRECTLINE_STARTS_PER_MINUTE": "100000",
+                "RAGBOT_DIRECTLINE_CONVERSATIONS_PER_CLIENT": "1000",
+            }
+            async with ragbot_serve({**env, **lifted}, Path(tmp) / "memory.log") as server:
                 rows += await memory_probe(server, conversations, events)
         async with ragbot_serve(env, Path(tmp) / "probes.log") as server:
             rows += await injection_probe(server)

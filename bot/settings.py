@@ -80,6 +80,14 @@ class BotSettings(BaseSettings):
         default=ByteSize(64 * 1024**2), ge=1024**2, validation_alias="RAGBOT_DIRECTLINE_TOTAL_BYTES"
     )
     """Local Direct Line: the most all conversations hold together (the heaviest gives up its oldest)."""
+    directline_starts_per_minute: int = Field(
+        default=30, ge=1, le=100_000, validation_alias="RAGBOT_DIRECTLINE_STARTS_PER_MINUTE"
+    )
+    """Web chat: tokens, and conversation starts, one client (IP address) may get in any minute."""
+    directline_conversations_per_client: int = Field(
+        default=50, ge=1, le=1000, validation_alias="RAGBOT_DIRECTLINE_CONVERSATIONS_PER_CLIENT"
+    )
+    """Local Direct Line: live conversations of one client; a new one ends that client's oldest."""
     welcome_questions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "How do I connect to the VPN?",

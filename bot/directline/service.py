@@ -21,8 +21,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.activity import BadActivity, check_activity
+from bot.directline.clients import StartLimits, client_of
 from bot.directline.outbox import ConversationOutbox
-from bot.directline.store import Activity, Conversation, ConversationStore, Subscriber
+from bot.directline.store import Activity, Conversation, ConversationStore, StoreFull, Subscriber
 from bot.directline.tokens import TOKEN_LIFETIME_S, TokenClaims, TokenError, TokenIssuer
 from bot.outbox import Outbox
 from bot.settings import BotSettings
@@ -65,14 +66,15 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
 }
 
 
-def error(status: int, code: str, message: str) -> web.HTTPException:
+def error(status: int, code: str, message: str, retry_after: int | None = None) -> web.HTTPException:
     """Direct Line's error body shape: {"error": {"code", "message"}}."""
     body = json.dumps({"error": {"code": code, "message": message}})
     if status == 413:
         return web.HTTPRequestEntityTooLarge(
             MAX_USER_ACTIVITY_BYTES, text=body, content_type="application/json"
         )
-    return _ERRORS[status](text=body, content_type="application/json")
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return _ERRORS[status](text=body, content_type="application/json", headers=headers)
 
 
 def bearer(request: web.Request) -> str:
@@ -104,8 +106,10 @@ def service_url(request: web.Request) -> str:
 class LocalDirectLine:
     """One per app: the conversations, the token issuer and the bot the activities go to."""
 
-    def __init__(self, settings: BotSettings, bot: Bot) -> None:
+    def __init__(self, settings: BotSettings, bot: Bot, limits: StartLimits | None = None) -> None:
+        self.limits = limits or StartLimits(settings.directline_starts_per_minute)
         self.store = ConversationStore(
+            max_per_client=settings.directline_conversations_per_client,
             conversation_bytes=settings.directline_conversation_bytes,
             total_bytes=settings.directline_total_bytes,
         )
@@ -149,15 +153,16 @@ class LocalDirectLine:
 
     # --- tokens --------------------------------------------------------------------------------------
 
-    def new_token(self, user: User | None = None) -> dict[str, Any]:
-        """A fresh conversation id and a token bound to it and to a user (`dl_...` when none is given)."""
+    def new_token(self, client: str, user: User | None = None) -> dict[str, Any]:
+        """A fresh conversation id and a token bound to it, to a user (`dl_...` when none is given) and
+        to the client that asked."""
         conversation_id = secrets.token_urlsafe(18)
         user_id = (user.id if user else None) or f"dl_{secrets.token_urlsafe(12)}"
         user_name = user.name if user else None
         return {
             "conversationId": conversation_id,
             "userId": user_id,
-            "token": self.tokens.issue(conversation_id, user_id, user_name),
+            "token": self.tokens.issue(conversation_id, user_id, user_name, client=client),
             "expires_in": TOKEN_LIFETIME_S,
         }
 
@@ -167,7 +172,9 @@ class LocalDirectLine:
             body = TokenRequest.model_validate_json(raw) if raw.strip() else TokenRequest()
         except ValidationError as exc:
             raise error(400, "BadArgument", f"invalid token request: {exc.errors()[0]['msg']}") from exc
-        return web.json_response(self.new_token(body.user))
+        client = client_of(request)
+        self.limits.check("token", client)
+        return web.json_response(self.new_token(client, body.user))
 
     def claims(self, request: web.Request, conversation_id: str | None = None) -> TokenClaims:
         try:
@@ -181,7 +188,9 @@ class LocalDirectLine:
     async def refresh_token(self, request: web.Request) -> web.Response:
         claims = self.claims(request)
         self.store.get(claims.conversation_id)  # refreshing counts as activity
-        token = self.tokens.issue(claims.conversation_id, claims.user_id, claims.user_name)
+        token = self.tokens.issue(
+            claims.conversation_id, claims.user_id, claims.user_name, client=claims.client
+        )
         return web.json_response(
             {"conversationId": claims.conversation_id, "token": token, "expires_in": TOKEN_LIFETIME_S}
         )
@@ -207,17 +216,30 @@ class LocalDirectLine:
         )
         return {
             "conversationId": claims.conversation_id,
-            "token": self.tokens.issue(claims.conversation_id, claims.user_id, claims.user_name),
+            "token": self.tokens.issue(
+                claims.conversation_id, claims.user_id, claims.user_name, client=claims.client
+            ),
             "expires_in": TOKEN_LIFETIME_S,
             "streamUrl": str(stream_url),
         }
 
     async def start_conversation(self, request: web.Request) -> web.Response:
-        """Start the token's conversation (201), or describe it again if it already runs (200)."""
+        """Start the token's conversation (201), or describe it again if it already runs (200).
+
+        A start counts against the client that asked for the token and the one starting (per minute);
+        the conversation is the token client's."""
         claims = self.claims(request)
         if self.store.get(claims.conversation_id) is not None:
             return web.json_response(self.conversation_body(request, claims))
-        conversation = self.store.create(claims.conversation_id, claims.user_id, claims.user_name)
+        client = claims.client or client_of(request)
+        self.limits.check("start", client, client_of(request))
+        try:
+            conversation = self.store.create(claims.conversation_id, claims.user_id, claims.user_name, client)
+        except StoreFull as exc:
+            log.warning("direct line: no room for a new conversation (%s); refusing with 503", exc)
+            raise error(
+                503, "ServiceUnavailable", "the chat is full; try again in a minute", retry_after=60
+            ) from exc
         user = {"id": claims.user_id, "name": claims.user_name, "role": "user"}
         joined: Activity = {
             "type": "conversationUpdate",

@@ -1,6 +1,10 @@
 """In-memory conversations of the local Direct Line: an activity log per conversation bounded in count
 and in bytes, a byte budget over all of them, watermarks, live subscribers (WebSocket streams), idle
-expiry and a cap on the number of conversations.
+expiry, and caps on the number of conversations, in all and per client.
+
+Eviction cannot be driven by one client: a client at its cap gives up its own least recently active
+conversation; a full store takes one from the client holding the most, and never another client's
+only conversation while it is in use (then the start is refused instead).
 
 Activities are kept as their JSON text, encoded once: what a client is sent is built by joining them,
 and the bytes counted are the bytes held. Over a budget the oldest activities go first: of the
@@ -29,6 +33,9 @@ Activity = dict[str, Any]
 
 MAX_ACTIVITIES = 500
 MAX_CONVERSATIONS = 1000
+MAX_PER_CLIENT = 50
+IN_USE_S = 5 * 60
+"""A conversation with a live stream, or touched this recently, is in use."""
 CONVERSATION_BYTES = 1024**2
 TOTAL_BYTES = 64 * 1024**2
 IDLE_TIMEOUT_S = 30 * 60
@@ -108,13 +115,24 @@ class Subscriber:
         self.queue.put_nowait(None)
 
 
+class StoreFull(Exception):
+    """Every conversation that could make room belongs to another client and is in use."""
+
+
 class Conversation:
     def __init__(
-        self, conversation_id: str, user_id: str, user_name: str | None, now: float, budget: Budget
+        self,
+        conversation_id: str,
+        user_id: str,
+        user_name: str | None,
+        now: float,
+        budget: Budget,
+        client: str = "",
     ) -> None:
         self.id = conversation_id
         self.user_id = user_id
         self.user_name = user_name
+        self.client = client
         self.last_active = now
         self.watermark = 0
         self.bytes = 0
@@ -222,8 +240,8 @@ class Conversation:
 
 
 class ConversationStore:
-    """At most `max_conversations`, least recently active evicted first; idle ones expire; the activity
-    logs together hold at most about `total_bytes` (each at most `conversation_bytes`)."""
+    """At most `max_conversations` (`max_per_client` per client); idle ones expire; the activity logs
+    together hold at most about `total_bytes` (each at most `conversation_bytes`)."""
 
     def __init__(
         self,
@@ -231,24 +249,47 @@ class ConversationStore:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
         *,
+        max_per_client: int = MAX_PER_CLIENT,
         conversation_bytes: int = CONVERSATION_BYTES,
         total_bytes: int = TOTAL_BYTES,
     ) -> None:
         self.max_conversations = max_conversations
+        self.max_per_client = max_per_client
         self.idle_timeout_s = idle_timeout_s
         self.clock = clock
         self.budget = Budget(conversation_bytes, total_bytes)
         self.budget.reclaim = self._reclaim
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._clients: dict[str, OrderedDict[str, Conversation]] = {}
+        """Each client's conversations, least recently active first."""
 
-    def create(self, conversation_id: str, user_id: str, user_name: str | None) -> Conversation:
+    def create(
+        self, conversation_id: str, user_id: str, user_name: str | None, client: str = ""
+    ) -> Conversation:
+        """A new conversation of `client`, making room first; StoreFull when no room may be made."""
         self.expire()
+        own = self._clients.get(client)
+        if own is not None and len(own) >= self.max_per_client:
+            self._remove(next(iter(own)))
         while len(self._conversations) >= self.max_conversations:
-            _, oldest = self._conversations.popitem(last=False)
-            oldest.close()
-        conversation = Conversation(conversation_id, user_id, user_name, self.clock(), self.budget)
+            self._remove(self._victim(client).id)
+        conversation = Conversation(conversation_id, user_id, user_name, self.clock(), self.budget, client)
         self._conversations[conversation_id] = conversation
+        self._clients.setdefault(client, OrderedDict())[conversation_id] = conversation
         return conversation
+
+    def _victim(self, client: str) -> Conversation:
+        """The least recently active conversation of the client holding the most (the asking client
+        first on a tie); another client's only conversation only when it is not in use."""
+        holder, held = max(
+            self._clients.items(),
+            key=lambda item: (len(item[1]), item[0] == client, -next(iter(item[1].values())).last_active),
+        )
+        oldest = next(iter(held.values()))
+        in_use = bool(oldest.subscribers) or self.clock() - oldest.last_active < IN_USE_S
+        if holder != client and len(held) == 1 and in_use:
+            raise StoreFull("every conversation is in use")
+        return oldest
 
     def get(self, conversation_id: str) -> Conversation | None:
         """The live conversation, marked active; None if unknown or expired."""
@@ -261,6 +302,7 @@ class ConversationStore:
             return None
         conversation.last_active = now
         self._conversations.move_to_end(conversation_id)
+        self._clients[conversation.client].move_to_end(conversation_id)
         return conversation
 
     def expire(self) -> int:
@@ -275,6 +317,7 @@ class ConversationStore:
         for conversation in self._conversations.values():
             conversation.close()
         self._conversations.clear()
+        self._clients.clear()
 
     def _reclaim(self) -> None:
         """Over the total: the heaviest conversation gives up its oldest activities, one at a time."""
@@ -291,8 +334,13 @@ class ConversationStore:
 
     def _remove(self, conversation_id: str) -> None:
         conversation = self._conversations.pop(conversation_id, None)
-        if conversation is not None:
-            conversation.close()
+        if conversation is None:
+            return
+        conversation.close()
+        own = self._clients[conversation.client]
+        del own[conversation_id]
+        if not own:
+            del self._clients[conversation.client]
 
     def __len__(self) -> int:
         return len(self._conversations)

@@ -30,6 +30,8 @@ class TokenClaims:
     user_id: str
     user_name: str | None
     scope: Scope
+    client: str = ""
+    """Who asked for the token (`bot.directline.clients.client_of`): its conversation counts as theirs."""
 
 
 class TokenIssuer:
@@ -45,6 +47,7 @@ class TokenIssuer:
         user_id: str,
         user_name: str | None = None,
         scope: Scope = "conversation",
+        client: str = "",
     ) -> str:
         now = int(self.clock())
         lifetime = TOKEN_LIFETIME_S if scope == "conversation" else STREAM_TOKEN_LIFETIME_S
@@ -58,6 +61,8 @@ class TokenIssuer:
         }
         if user_name:
             claims["name"] = user_name
+        if client:
+            claims["cli"] = client
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def verify(self, token: str, scope: Scope = "conversation") -> TokenClaims:
@@ -81,4 +86,5 @@ class TokenIssuer:
             user_id=str(claims["user"]),
             user_name=claims.get("name"),
             scope=scope,
+            client=str(claims.get("cli") or ""),
         )

@@ -16,6 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 from bot.directline import AzureDirectLine, Bot, DirectLineUnavailable, LocalDirectLine
+from bot.directline.clients import StartLimits, client_of
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,14 @@ class ChatPage:
     """Serves the page and mints tokens from whichever Direct Line is configured."""
 
     def __init__(
-        self, settings: BotSettings, source: LocalDirectLine | AzureDirectLine | None, unavailable: str = ""
+        self,
+        settings: BotSettings,
+        source: LocalDirectLine | AzureDirectLine | None,
+        limits: StartLimits,
+        unavailable: str = "",
     ) -> None:
         self.source = source
+        self.limits = limits
         self.unavailable = unavailable
         self.page = Template(PAGE_TEMPLATE.read_text(encoding="utf-8")).substitute(
             title=html.escape(settings.app_name)
@@ -61,10 +67,14 @@ class ChatPage:
         )
 
     async def token(self, request: web.Request) -> web.Response:
-        """`{token, conversationId, userId, expires_in[, domain]}`; `domain` only when not this server."""
+        """`{token, conversationId, userId, expires_in[, domain]}`; `domain` only when not this server.
+
+        Limited per client, as `tokens/generate` (the same count): each token may start a conversation."""
+        client = client_of(request)
+        self.limits.check("token", client)
         try:
             if isinstance(self.source, LocalDirectLine):
-                body: dict[str, Any] = self.source.new_token()
+                body: dict[str, Any] = self.source.new_token(client)
             elif isinstance(self.source, AzureDirectLine):
                 body = await self.source.new_token()
             else:
@@ -84,6 +94,7 @@ def add_webchat_routes(app: web.Application, settings: BotSettings, bot: Bot) ->
     (which hands the visitors' activities to `bot`)."""
     source: LocalDirectLine | AzureDirectLine | None = None
     unavailable = ""
+    limits = StartLimits(settings.directline_starts_per_minute)
     if settings.direct_line_secret and settings.direct_line_secret.get_secret_value():
         source = AzureDirectLine(settings.direct_line_secret, settings.direct_line_endpoint)
         app.cleanup_ctx.append(source.lifecycle)
@@ -93,10 +104,10 @@ def add_webchat_routes(app: web.Application, settings: BotSettings, bot: Bot) ->
         unavailable = "MicrosoftAppId is set, so web chat needs DIRECT_LINE_SECRET (Azure Direct Line)."
         log.warning("web chat: %s", unavailable)
     else:
-        source = LocalDirectLine(settings, bot)
+        source = LocalDirectLine(settings, bot, limits)
         source.add_routes(app)
         app[LOCAL_DIRECT_LINE] = source
-    page = ChatPage(settings, source, unavailable)
+    page = ChatPage(settings, source, limits, unavailable)
     app.router.add_get("/", page.index)
     app.router.add_post("/api/directline/token", page.token)
     app.router.add_static("/static/", STATIC_DIR)

@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.bot.conftest import MakeBot
+from bot.web import LOCAL_DIRECT_LINE
+from tests.bot.conftest import Bot, MakeBot
 from tests.reliability.processes import HOST, free_port, wait_healthy
 
 pytestmark = pytest.mark.reliability
@@ -171,3 +172,101 @@ async def test_direct_line_memory_is_bounded_in_bytes_and_watermarks_stay_valid(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Visitor:
+    """A web chat client on its own loopback address (all of 127.0.0.0/8 is this machine), so the
+    server sees a different client than the test client's 127.0.0.1."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def start(self) -> tuple[int, dict[str, str], str]:
+        """(status of the first refused step or 201, the conversation's auth header, its id)."""
+        async with self.session.post("/api/directline/token") as minted:
+            if minted.status != 200:
+                assert minted.headers["Retry-After"].isdigit()
+                return minted.status, {}, ""
+            token = await minted.json()
+        async with self.session.post(f"{DL}/conversations", headers=bearer(token["token"])) as started:
+            if started.status != 201:
+                assert started.headers["Retry-After"].isdigit()
+                return started.status, {}, ""
+            return 201, bearer((await started.json())["token"]), token["conversationId"]
+
+
+@asynccontextmanager
+async def visitors(bot: Bot, *addresses: str) -> AsyncIterator[list[Visitor]]:
+    base = str(bot.client.make_url(""))
+    sessions = [
+        aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+        for address in addresses
+    ]
+    try:
+        yield [Visitor(session) for session in sessions]
+    finally:
+        for session in sessions:
+            await session.close()
+
+
+async def answered(visitor: Visitor, auth: dict[str, str], cid: str) -> bool:
+    """The visitor asks `help`; True when the bot's reply arrives (False: the conversation is gone)."""
+    async with visitor.session.post(
+        f"{DL}/conversations/{cid}/activities", json={"type": "message", "text": "help"}, headers=auth
+    ) as posted:
+        if posted.status != 200:
+            return False
+        asked = (await posted.json())["id"]
+    async with asyncio.timeout(10):
+        while True:
+            async with visitor.session.get(f"{DL}/conversations/{cid}/activities", headers=auth) as page:
+                if page.status != 200:
+                    return False
+                if any(a.get("replyToId") == asked for a in (await page.json())["activities"]):
+                    return True
+            await asyncio.sleep(0.02)
+
+
+async def test_a_flood_of_conversation_starts_gets_429_and_the_victim_keeps_talking(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot()
+    async with visitors(bot, "127.0.0.2", "127.0.0.1") as (victim, flood):
+        status, auth, cid = await victim.start()
+        assert status == 201
+        statuses = await asyncio.gather(*(flood.start() for _ in range(1000)))
+        opened = [s for s, _, _ in statuses].count(201)
+        assert opened == bot.settings.directline_starts_per_minute
+        assert [s for s, _, _ in statuses].count(429) == 1000 - opened
+        assert await answered(victim, auth, cid)
+        # `tokens/generate` is limited too, under the same count as the page's token route.
+        async with flood.session.post(f"{DL}/tokens/generate") as generated:
+            assert generated.status == 429
+
+
+async def test_one_client_cannot_evict_another(make_bot: MakeBot) -> None:
+    bot = await make_bot(directline_starts_per_minute=10_000)
+    store = bot.client.app[LOCAL_DIRECT_LINE].store
+    store.max_conversations = 6
+    async with visitors(bot, "127.0.0.2", "127.0.0.3", "127.0.0.1") as (victim, other, flood):
+        status, auth, cid = await victim.start()
+        assert status == 201
+        flooded = [await flood.start() for _ in range(40)]  # within the rate, far over the store's cap
+        assert all(status == 201 for status, _, _ in flooded)
+        newest = [c for _, _, c in flooded[-5:]]
+        assert cid in store and len(store) == 6 and all(c in store for c in newest)  # at its own expense
+        assert await answered(victim, auth, cid)
+        assert (await other.start())[0] == 201  # room made by the heaviest client: the flood
+        assert cid in store and sum(c in store for c in newest) == 4
+
+
+async def test_a_full_store_of_conversations_in_use_refuses_a_start_rather_than_evict(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot()
+    bot.client.app[LOCAL_DIRECT_LINE].store.max_conversations = 2
+    async with visitors(bot, "127.0.0.2", "127.0.0.3", "127.0.0.1") as (first, second, late):
+        chats = [await first.start(), await second.start()]
+        assert [status for status, _, _ in chats] == [201, 201]
+        assert (await late.start())[0] == 503
+        assert await answered(first, *chats[0][1:]) and await answered(second, *chats[1][1:])

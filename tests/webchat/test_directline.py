@@ -10,6 +10,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.directline.clients import client_key
 from bot.directline.service import MAX_PENDING_DELIVERIES
 from bot.directline.store import MAX_ACTIVITIES, MAX_SUBSCRIBERS, ConversationStore
 from bot.directline.tokens import TOKEN_LIFETIME_S
@@ -414,3 +415,20 @@ async def test_a_stream_that_falls_behind_is_closed_and_streams_are_capped() -> 
         chat.append({"type": "event", "value": "z" * 30_000})
     assert all(stream.closed for stream in streams) and not chat.subscribers
     assert await streams[1].next() is None
+
+
+def test_a_client_at_its_cap_gives_up_its_own_oldest_conversation() -> None:
+    store = ConversationStore(max_per_client=3)
+    mine = [store.create(f"mine-{n}", "dl_a", None, client="10.0.0.1") for n in range(3)]
+    theirs = store.create("theirs", "dl_b", None, client="10.0.0.2")
+    store.get("mine-0")  # the oldest is now mine-1
+    store.create("mine-3", "dl_a", None, client="10.0.0.1")
+    assert "mine-1" not in store and mine[1].closed
+    assert all(c in store for c in ("mine-0", "mine-2", "mine-3", "theirs")) and not theirs.closed
+
+
+def test_a_client_is_its_address_and_an_ipv6_one_its_64() -> None:
+    assert client_key("2001:db8:0:1::1") == client_key("2001:db8:0:1:ffff::2") == "2001:db8:0:1::/64"
+    assert client_key("2001:db8:0:2::1") != client_key("2001:db8:0:1::1")
+    assert client_key("::ffff:10.0.0.1") == client_key("10.0.0.1") == "10.0.0.1"
+    assert client_key(None) == "unknown"
