@@ -8,7 +8,6 @@ client opening conversations faster than they expire would fill the store and pu
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import math
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from bot.directline.errors import error
 from bot.state.rates import LocalRates
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,6 @@ def client_key(remote: str | None) -> str:
     return str(address)
 
 
-def too_many(wait: float, message: str) -> web.HTTPTooManyRequests:
-    """429 in Direct Line's error shape, with `Retry-After` in whole seconds."""
-    return web.HTTPTooManyRequests(
-        text=json.dumps({"error": {"code": "TooManyRequests", "message": message}}),
-        content_type="application/json",
-        headers={"Retry-After": str(max(1, math.ceil(wait)))},
-    )
-
-
 class StartLimits:
     """At most `per_minute` token requests, and as many conversation starts, per client in any 60 s."""
 
@@ -71,4 +62,5 @@ class StartLimits:
                         self.per_minute,
                         action,
                     )
-                raise too_many(wait, f"too many {action} requests from this client; retry later")
+                message = f"too many {action} requests from this client; retry later"
+                raise error(429, "TooManyRequests", message, retry_after=max(1, math.ceil(wait)))

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot.activity import BadActivity, check_activity
 from bot.directline.clients import StartLimits, client_of
+from bot.directline.errors import MAX_USER_ACTIVITY_BYTES, error
 from bot.directline.outbox import ConversationOutbox
 from bot.directline.store import Activity, Conversation, ConversationStore, StoreFull, Subscriber
 from bot.directline.tokens import TOKEN_LIFETIME_S, TokenClaims, TokenError, TokenIssuer
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/v3/directline"
 CHANNEL_ID = "directline"
-MAX_USER_ACTIVITY_BYTES = 32 * 1024
 MAX_PENDING_DELIVERIES = 10
 CLEANUP_INTERVAL_S = 60.0
 BOT_TURN_TIMEOUT_S = 300.0
@@ -54,27 +54,6 @@ class User(BaseModel):
 
 class TokenRequest(BaseModel):
     user: User | None = None
-
-
-_ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    403: web.HTTPForbidden,
-    404: web.HTTPNotFound,
-    429: web.HTTPTooManyRequests,
-    503: web.HTTPServiceUnavailable,
-}
-
-
-def error(status: int, code: str, message: str, retry_after: int | None = None) -> web.HTTPException:
-    """Direct Line's error body shape: {"error": {"code", "message"}}."""
-    body = json.dumps({"error": {"code": code, "message": message}})
-    if status == 413:
-        return web.HTTPRequestEntityTooLarge(
-            MAX_USER_ACTIVITY_BYTES, text=body, content_type="application/json"
-        )
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return _ERRORS[status](text=body, content_type="application/json", headers=headers)
 
 
 def bearer(request: web.Request) -> str:
@@ -106,7 +85,7 @@ def service_url(request: web.Request) -> str:
 class LocalDirectLine:
     """One per app: the conversations, the token issuer and the bot the activities go to."""
 
-    def __init__(self, settings: BotSettings, bot: Bot, limits: StartLimits | None = None) -> None:
+    def __init__(self, settings: BotSettings, turns: Bot, limits: StartLimits | None = None) -> None:
         self.limits = limits or StartLimits(settings.directline_starts_per_minute)
         self.store = ConversationStore(
             max_per_client=settings.directline_conversations_per_client,
@@ -114,7 +93,7 @@ class LocalDirectLine:
             total_bytes=settings.directline_total_bytes,
         )
         self.tokens = TokenIssuer()
-        self.turns = bot
+        self.turns = turns
         self.bot = {"id": settings.app_id or "ragbot", "name": settings.app_name, "role": "bot"}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -273,7 +252,12 @@ class LocalDirectLine:
         if activity["type"] not in USER_ACTIVITY_TYPES:
             raise error(400, "BadArgument", f"activity type {activity['type'][:40]!r} cannot be sent here")
         if conversation.pending >= MAX_PENDING_DELIVERIES:
-            raise error(429, "TooManyRequests", "too many activities waiting for the bot; try again shortly")
+            raise error(
+                429,
+                "TooManyRequests",
+                "too many activities waiting for the bot; try again shortly",
+                retry_after=1,
+            )
         claimed = activity.get("from")
         name = claimed.get("name") if isinstance(claimed, dict) else None
         activity["from"] = {"id": claims.user_id, "name": claims.user_name or name, "role": "user"}
