@@ -15,8 +15,9 @@ from aiohttp import web
 from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
-from bot.turns import TurnHandler, TurnTiming
+from bot.turns import SOURCES_PREFIX, TurnHandler, TurnTiming
 from bot.web import add_webchat_routes
+from bot.web.sources import add_source_routes
 from rag.contract import Answerer
 from rag.tokens import tokenizer
 
@@ -110,6 +111,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/messages", messages)
     add_webchat_routes(app, settings, app[TURNS])
+    add_source_routes(app, app[TURNS].library, SOURCES_PREFIX)
     app.on_startup.append(_warm_up)
 
     async def open_state(app: web.Application) -> None:

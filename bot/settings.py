@@ -30,6 +30,11 @@ class BotSettings(BaseSettings):
     port: int = Field(default=3978, ge=1, le=65535, validation_alias="RAGBOT_PORT")
     public_hostname: str | None = Field(default=None, validation_alias="RAGBOT_PUBLIC_HOSTNAME")
     app_name: str = Field(default="Contoso Help Desk", max_length=30, validation_alias="RAGBOT_APP_NAME")
+    subtitle: str = Field(
+        default="Answers from the knowledge base, with their sources.",
+        max_length=200,
+        validation_alias="RAGBOT_SUBTITLE",
+    )
     data_dir: Path = Field(default=Path("data"), validation_alias="RAGBOT_DATA_DIR")
     allowed_tenants: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="RAGBOT_ALLOWED_TENANTS"
@@ -89,12 +94,9 @@ class BotSettings(BaseSettings):
     )
     """Local Direct Line: live conversations of one client; a new one ends that client's oldest."""
     welcome_questions: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [
-            "How do I connect to the VPN?",
-            "How do I reset my password?",
-            "How many days of annual leave do I get?",
-        ],
+        default_factory=list,
         validation_alias="RAGBOT_WELCOME_QUESTIONS",
+        description="the welcome's suggestions; empty: the most central titles of the local index",
     )
 
     @field_validator("allowed_tenants", "welcome_questions", mode="before")

@@ -33,7 +33,7 @@ from bot.settings import BotSettings
 from bot.state import StateStore, StoreUnavailable
 from bot.streamer import Streamer, StreamStopped
 from bot.typing_indicator import TypingIndicator
-from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Turn
+from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Library, Turn
 from rag.errors import RagError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ RESET_COMMANDS = ("reset", "new")
 OTHER_TENANT = (
     "Sorry, I can only answer questions from people in my own organisation, so I can't help you here."
 )
+WELCOME_SUGGESTIONS = 3
+SUGGESTIONS_TIMEOUT_S = 10.0
+SOURCES_PREFIX = "/sources/"
 RESET_DONE = "Done: I've forgotten this conversation. Ask me anything."
 MEMORY_DOWN = (
     "Sorry, I can't reach my conversation memory right now, so I can't answer. Please try again in a minute."
@@ -103,6 +106,8 @@ class TurnHandler:
         self.timing = timing or TurnTiming()
         self.memory = ThreadMemory(store, settings.history_tokens)
         self.locks = KeyedLocks()
+        self.library = library_of(answerer)
+        self._suggestions: list[str] | None = None
 
     async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
         """Run one turn; an invoke gets the status and body to answer the HTTP request with."""
@@ -113,19 +118,36 @@ class TurnHandler:
             await self._on_conversation_update(activity, outbox)
         elif kind == "event" and activity.get("name") == "webchat/join":
             if self._allowed(activity):
-                await outbox.send(self.welcome())
+                await outbox.send(await self.welcome())
         elif kind == "invoke":
             return await self._on_invoke(activity)
         return None
 
     # --- texts -------------------------------------------------------------------------------
 
-    def welcome(self) -> Activity:
-        questions = self.settings.welcome_questions[:3]
+    async def suggestions(self) -> list[str]:
+        """`RAGBOT_WELCOME_QUESTIONS`, else the titles most central to the local index (computed once;
+        none when the backend has no local index or it cannot be read in time)."""
+        if self.settings.welcome_questions:
+            return self.settings.welcome_questions[:WELCOME_SUGGESTIONS]
+        if self._suggestions is None:
+            if self.library is None:
+                return []
+            try:
+                async with asyncio.timeout(SUGGESTIONS_TIMEOUT_S):
+                    self._suggestions = await self.library.central_titles(WELCOME_SUGGESTIONS)
+            except (TimeoutError, RagError) as exc:
+                log.warning("welcome: no suggestions from the knowledge base: %s", exc or "timed out")
+                return []
+        return self._suggestions
+
+    async def welcome(self) -> Activity:
+        questions = await self.suggestions()
         text = (
-            f"Hi, I'm {self.settings.app_name}. I answer questions from the company's knowledge base "
-            "and show where each answer comes from. Ask me anything, or try one of these:"
+            f"Hi, I'm {self.settings.app_name}. I answer questions from the knowledge base "
+            "and show where each answer comes from. Ask me anything"
         )
+        text += ", or try one of these:" if questions else "."
         actions = [{"type": "imBack", "title": q, "value": q} for q in questions]
         return _message(text, suggestedActions={"actions": actions})
 
@@ -200,12 +222,22 @@ class TurnHandler:
             else:
                 await self._answer_once(activity, key, snapshot, question, outbox)
 
+    def viewer(self, channel_id: str) -> str | None:
+        """Where sources without a url open: the bot's `/sources/` view, when it serves one. Web Chat's
+        page is served by the bot, so a path does; other channels need `RAGBOT_PUBLIC_HOSTNAME`."""
+        if self.library is None:
+            return None
+        if self.settings.public_hostname:
+            return f"https://{self.settings.public_hostname}{SOURCES_PREFIX}"
+        return SOURCES_PREFIX if channel_kind(channel_id) == "webchat" else None
+
     def _render(self, activity: Activity, answer: Answer) -> Activity:
         return render_reply(
             answer,
             activity["channelId"],
             conversation_type(activity),
             show_intent=self.settings.show_intent,
+            viewer=self.viewer(activity["channelId"]),
         )
 
     async def _answer_once(
@@ -327,7 +359,7 @@ class TurnHandler:
         else:
             greet = any(member != bot_id for member in added)
         if greet:
-            await outbox.send(self.welcome())
+            await outbox.send(await self.welcome())
 
     # --- invokes -----------------------------------------------------------------------------
 
@@ -365,3 +397,9 @@ class TurnHandler:
             log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
             return InvokeReply(503, {"error": "feedback cannot be saved right now"})
         return InvokeReply(200, {})
+
+
+def library_of(answerer: Answerer) -> Library | None:
+    """The backend's indexed documents (`Library`), when it answers from the local index."""
+    library = getattr(answerer, "library", None)
+    return library if isinstance(library, Library) else None

@@ -12,6 +12,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from rag.documents import Chunk
+
 DOC_MARKER = re.compile(r"\[doc(\d+)\]")
 
 REFUSAL = (
@@ -168,4 +170,22 @@ class Answerer(Protocol):
 
     async def aclose(self) -> None:
         """Release sessions and files."""
+        ...
+
+
+@runtime_checkable
+class Library(Protocol):
+    """What a backend over the local index also offers the channel layer: the indexed documents themselves.
+
+    The bot serves a document without a url of its own from it (`/sources/...`) and greets with the titles
+    that best represent the knowledge base. Azure-backed answerers have no such thing.
+    """
+
+    async def document(self, filepath: str) -> list[Chunk]:
+        """The public chunks of one indexed file, in document order ([] when none, or when any chunk is
+        restricted to groups: a document is shown whole or not at all)."""
+        ...
+
+    async def central_titles(self, count: int) -> list[str]:
+        """Up to `count` distinct titles of the documents nearest the centre of the knowledge base."""
         ...

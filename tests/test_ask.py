@@ -17,10 +17,10 @@ from ragbot.commands.ask import _print_stream, answer_json, plain_text
 from tests.commandline import run_ragbot
 
 VPN = Citation(
-    content="Open the VPN app.", title="VPN on Windows", url="https://kb.example/vpn", chunk_id="0"
+    content="Open the VPN app.", title="VPN on Windows", url="https://kb.contoso.com/vpn", chunk_id="0"
 )
 VPN_AGAIN = Citation(
-    content="Pick the gateway.", title="VPN on Windows", url="https://kb.example/vpn", chunk_id="1"
+    content="Pick the gateway.", title="VPN on Windows", url="https://kb.contoso.com/vpn", chunk_id="1"
 )
 PASSWORD = Citation(content="Use the portal.", title="Passwords", filepath="it/password.md")
 UNCITED = Citation(content="Printers.", title="Printers", filepath="it/printers.md")
@@ -40,7 +40,7 @@ def test_sources_are_one_number_per_document_without_gaps() -> None:
     text = plain_text(answer)
     assert text.startswith("Open the app [1]. Pick the gateway [1]. Or reset [2].")
     assert "[3]" not in text and "Printers" not in text
-    assert "  [1] VPN on Windows - https://kb.example/vpn\n  [2] Passwords - it/password.md" in text
+    assert "  [1] VPN on Windows - https://kb.contoso.com/vpn\n  [2] Passwords - it/password.md" in text
 
     body = answer_json(answer)
     assert body["content"] == "Open the app [doc1]. Pick the gateway [doc1]. Or reset [doc2]."

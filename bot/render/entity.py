@@ -55,10 +55,24 @@ def claim(source: Source, *, detailed: bool = True, markdown_text: bool = False)
     return {"@type": "Claim", "position": source.position, "appearance": appearance}
 
 
+AI_LABEL = "AI generated"
+FEEDBACK_ACTIONS = ("LikeAction", "DislikeAction")
+
+
 def message_entity(
-    sources: Sequence[Source], *, detailed: bool = True, markdown_text: bool = False
+    sources: Sequence[Source],
+    *,
+    detailed: bool = True,
+    markdown_text: bool = False,
+    feedback: bool = False,
+    status: str | None = None,
 ) -> dict[str, Any]:
-    """The root Message entity with the AI label and one claim per source (none: no `citation`)."""
+    """The root Message entity with the AI label and one claim per source (none: no `citation`).
+
+    Web Chat (4.18) reads two more things from it: `potentialAction` Like/DislikeAction (`feedback`)
+    become thumbs up/down under the message, and the first claim's `claimInterpreter` is shown on the
+    quiet status line under it (`status`: the AI label and what was searched). Teams takes neither from
+    here (its feedback is `channelData.feedbackLoop`), so only Web Chat replies carry them."""
     entity: dict[str, Any] = {
         "type": MESSAGE_TYPE,
         "@type": "Message",
@@ -69,5 +83,15 @@ def message_entity(
     if sources:
         entity["citation"] = [
             claim(source, detailed=detailed, markdown_text=markdown_text) for source in sources
+        ]
+        if status:
+            entity["citation"][0]["claimInterpreter"] = {
+                "@type": "Project",
+                "name": AI_LABEL,
+                "slogan": status,
+            }
+    if feedback:
+        entity["potentialAction"] = [
+            {"@type": action, "actionStatus": "PotentialActionStatus"} for action in FEEDBACK_ACTIONS
         ]
     return entity

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from bot import json_text
-from bot.render.entity import NAME_CHARS, message_entity
+from bot.render.entity import AI_LABEL, NAME_CHARS, message_entity
 from bot.render.failures import FILTERED_ANSWER, NO_ANSWER, NOT_IN_KNOWLEDGE_BASE, failure_text
 from bot.render.sources import Source, cite, cut, cut_block
 from rag.contract import Answer
@@ -19,6 +19,8 @@ MESSAGE_LIMIT_BYTES = 40 * 1024
 ENVELOPE_BYTES = 3 * 1024
 """Room kept for what the SDK and the stream add: ids, `from`, `conversation`, `serviceUrl`, streaminfo."""
 INTENT_CHARS = 200
+STATUS_INTENT_CHARS = 80
+"""Web Chat's status line under a message is one short line."""
 
 ChannelKind = Literal["teams", "webchat", "plain"]
 Activity = dict[str, Any]
@@ -78,8 +80,11 @@ def source_line(source: Source) -> str:
 def compose(
     kind: ChannelKind, body: str, footer: str, sources: Sequence[Source], *, detailed: bool = True
 ) -> Activity:
-    """The reply activity's fields for one channel kind, without any size check."""
-    parts = [body, footer] if footer else [body]
+    """The reply activity's fields for one channel kind, without any size check.
+
+    `footer` is the intent: a last line of the text, except in Web Chat, where it goes on the status
+    line under the message (with the AI label) so that the answer ends with the answer."""
+    parts = [body, footer] if footer and kind != "webchat" else [body]
     entities: list[dict[str, Any]] = []
     channel_data: dict[str, Any] = {}
     if kind == "teams":
@@ -88,7 +93,10 @@ def compose(
     elif kind == "webchat":
         if sources:
             parts.append("\n".join(reference(source) for source in sources))
-        entities.append(message_entity(sources, detailed=detailed, markdown_text=True))
+        status = f"{AI_LABEL} · searched: {cut(footer, STATUS_INTENT_CHARS)}" if footer else AI_LABEL
+        entities.append(
+            message_entity(sources, detailed=detailed, markdown_text=True, feedback=True, status=status)
+        )
     elif sources:
         parts.append("Sources:\n" + "\n".join(source_line(source) for source in sources))
     return {
@@ -138,37 +146,50 @@ def fit(kind: ChannelKind, body: str, footer: str, sources: Sequence[Source]) ->
 
 
 def notice(text: str, *, kind: ChannelKind = "plain", feedback: bool = False) -> Activity:
-    """A reply without sources; `feedback` adds Teams' thumbs up/down."""
+    """A reply without sources; `feedback` adds thumbs up/down (Teams' feedback loop, Web Chat's actions)."""
     channel_data = {"feedbackLoop": {"type": "default"}} if feedback and kind == "teams" else {}
+    entities = [message_entity([], feedback=True)] if feedback and kind == "webchat" else []
     return {
         "type": "message",
         "text": text,
         "textFormat": "markdown",
-        "entities": [],
+        "entities": entities,
         "channelData": channel_data,
     }
 
 
 def render_reply(
-    answer: Answer, channel_id: str, conversation_type: str | None, *, show_intent: bool = True
+    answer: Answer,
+    channel_id: str,
+    conversation_type: str | None,
+    *,
+    show_intent: bool = True,
+    viewer: str | None = None,
 ) -> Activity:
     """The reply activity's fields (`type`, `text`, `textFormat`, `entities`, `channelData`).
 
     `conversation_type` is accepted so callers pass the same pair as to :func:`can_stream`; a
-    Teams reply looks the same in personal chats, group chats and channels.
+    Teams reply looks the same in personal chats, group chats and channels. `viewer` is where the
+    bot serves indexed documents (`/sources/`): sources without a url that opens link there.
     """
     kind = channel_kind(channel_id)
-    footer = intent_line(answer.intent) if show_intent else ""
     if answer.refused:
         # Feedback on a refusal tells the team which questions the knowledge base misses.
+        footer = intent_line(answer.intent) if show_intent and kind != "webchat" else ""
         text = f"{NOT_IN_KNOWLEDGE_BASE}\n\n{footer}" if footer else NOT_IN_KNOWLEDGE_BASE
         return notice(text, kind=kind, feedback=True)
     if answer.finish_reason == "content_filter":
         return notice(FILTERED_ANSWER, kind=kind)
-    cited = cite(answer.content, answer.citations)
+    cited = cite(answer.content, answer.citations, viewer)
     body = cited.text.strip()
     if not body:
         return notice(NO_ANSWER, kind=kind)
+    if not show_intent:
+        footer = ""
+    elif kind == "webchat":
+        footer = searched(answer.intent)
+    else:
+        footer = intent_line(answer.intent)
     return fit(kind, body, footer, cited.sources)
 
 

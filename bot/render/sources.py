@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from rag.contract import DOC_MARKER, Citation
 
@@ -71,6 +71,36 @@ _ICONS = {
 """File type -> Teams' citation icon name (`appearance.image.name`)."""
 
 
+PLACEHOLDER_DOMAINS = ("example", "invalid", "test", "localhost")
+"""Top-level domains reserved for documentation and tests (RFC 2606): a url there never opens on the
+web (the sample's `kb.contoso.example`), so it is not given as a link."""
+
+
+def placeholder_url(url: str) -> bool:
+    """True for a url under a reserved top-level domain (`https://kb.contoso.example/...`)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in PLACEHOLDER_DOMAINS)
+
+
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+_BARE_URL = re.compile(r"(?<![\w(<`/])https?://[^\s)<>\]`*]+")
+
+
+def unlink_placeholders(text: str) -> str:
+    """`text` without links that cannot open: a Markdown link to a placeholder host keeps only its
+    words, and a bare placeholder url becomes code (Web Chat and Teams would otherwise link it)."""
+
+    def link(match: re.Match[str]) -> str:
+        return match.group(1) if placeholder_url(match.group(2)) else match.group(0)
+
+    def bare(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(".,;:!?'\"")
+        rest = match.group(0)[len(url) :]
+        return f"`{url}`{rest}" if placeholder_url(url) else match.group(0)
+
+    return _BARE_URL.sub(bare, _LINK.sub(link, text))
+
+
 def cut(text: str, limit: int) -> str:
     """`text` on one line, at most `limit` characters, cut at a word with an ellipsis when too long."""
     flat = _SPACE.sub(" ", text).strip()
@@ -100,6 +130,8 @@ class Source:
 
     position: int
     citation: Citation
+    viewer: str | None = None
+    """Where the bot serves indexed documents (`https://host/sources/` or `/sources/`), if it does."""
 
     @property
     def file_name(self) -> str | None:
@@ -121,20 +153,29 @@ class Source:
 
     @property
     def link(self) -> str | None:
-        """The url, else `file.pdf#page=N` for a PDF chunk with a page; PDF urls also get the page."""
+        """Where the source opens: its url (a PDF's with `#page=N`); without a url that opens (none, or
+        a placeholder host), the bot's own view of the indexed document at the cited page or chunk; a
+        PDF's `file.pdf#page=N` when there is no view either."""
         citation = self.citation
         page = f"#page={citation.page}" if citation.page and self.extension == ".pdf" else ""
-        if citation.url:
+        if citation.url and not placeholder_url(citation.url):
             return citation.url if "#" in citation.url else citation.url + page
+        if self.viewer and citation.filepath:
+            anchor = f"#page={citation.page}" if citation.page else f"#chunk={citation.chunk_id or 0}"
+            return self.viewer + quote(citation.filepath.replace("\\", "/")) + anchor
         if citation.filepath and page:
             return citation.filepath + page
         return None
 
     @property
     def web_url(self) -> str | None:
-        """The link when a browser can open it from anywhere (absolute http or https)."""
+        """The link when a browser can open it: absolute http or https, or the bot's own view."""
         link = self.link
-        return link if link and urlsplit(link).scheme in ("http", "https") else None
+        if link and (
+            urlsplit(link).scheme in ("http", "https") or (self.viewer and link.startswith(self.viewer))
+        ):
+            return link
+        return None
 
     @property
     def icon(self) -> str | None:
@@ -173,7 +214,7 @@ class Cited:
     sources: list[Source]
 
 
-def cite(content: str, citations: Sequence[Citation]) -> Cited:
+def cite(content: str, citations: Sequence[Citation], viewer: str | None = None) -> Cited:
     """Renumber `[docN]` to `[1]`, `[2]`, ... by first use.
 
     Markers past the citation list (or past the 20th source) disappear with the blank before them;
@@ -194,10 +235,10 @@ def cite(content: str, citations: Sequence[Citation]) -> Cited:
             if len(sources) >= MAX_SOURCES:
                 return ""
             position = positions[key] = len(sources) + 1
-            sources.append(Source(position, citation))
+            sources.append(Source(position, citation, viewer))
         return f"{space}[{position}]"
 
-    return Cited(_REPEATED.sub(r"\1", _MARKER.sub(number, content)), sources)
+    return Cited(unlink_placeholders(_REPEATED.sub(r"\1", _MARKER.sub(number, content))), sources)
 
 
 def cite_partial(content: str, citations: Sequence[Citation] | None) -> str:

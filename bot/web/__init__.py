@@ -43,7 +43,7 @@ class ChatPage:
         self.limits = limits
         self.unavailable = unavailable
         self.page = Template(PAGE_TEMPLATE.read_text(encoding="utf-8")).substitute(
-            title=html.escape(settings.app_name)
+            title=html.escape(settings.app_name), subtitle=html.escape(settings.subtitle)
         )
         connect = "'self'"
         if isinstance(source, AzureDirectLine):

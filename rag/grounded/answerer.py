@@ -16,7 +16,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rag.contract import REFUSAL, Answer, AnswerBuilder, AnswerDelta, Asker, Citation, RetrievedDocument, Turn
+from rag.contract import (
+    REFUSAL,
+    Answer,
+    AnswerBuilder,
+    AnswerDelta,
+    Asker,
+    Citation,
+    Library,
+    RetrievedDocument,
+    Turn,
+)
 from rag.documents import ScoredChunk
 from rag.grounded.fusion import fuse
 from rag.grounded.intent import FollowUpRewriter
@@ -96,6 +106,11 @@ class GroundedAnswerer:
         self.generator = generator
         self.rewriter: QueryRewriter = rewriter or FollowUpRewriter()
         self.options = options or GroundingOptions()
+
+    @property
+    def library(self) -> Library | None:
+        """The indexed documents, when the retriever searches the local index (see `Library`)."""
+        return self.retriever if isinstance(self.retriever, Library) else None
 
     async def retrieve(self, history: Sequence[Turn], question: str, user: Asker | None = None) -> Retrieval:
         """Steps 1-3: intent, search and fusion, strictness and top_n."""

@@ -22,7 +22,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.documents import ScoredChunk
+import numpy as np
+
+from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
 from rag.grounded.fusion import fuse
@@ -42,6 +44,8 @@ LONG_WORD = 8
 TYPO_PREFIX = 2
 """Spelling fallback for terms no chunk holds: length from which it is tried, length from which two
 edits are allowed, and how many first letters must match (typos rarely hit the start of a word)."""
+SIMILAR_TITLES = 0.8
+"""Cosine between two files' mean vectors above which the second is not suggested next to the first."""
 BUILD_HINT = "run `ragbot index samples/helpdesk` (or make run) first"
 
 
@@ -151,6 +155,36 @@ class LocalRetriever:
                 corrected.update({w: fixed for w in words if store.index_terms(w) == [term]})
         total = store.count()
         return {t: math.log((total + 1) / (df + 0.5)) for t, df in frequencies.items()}, corrected
+
+    # -- Library: the indexed documents themselves ----------------------------------------------
+
+    async def document(self, filepath: str) -> list[Chunk]:
+        if self._problem():
+            return []
+        chunks = await asyncio.to_thread((await self.store()).file_chunks, filepath)
+        return [] if any(chunk.group_ids for chunk in chunks) else chunks
+
+    async def central_titles(self, count: int) -> list[str]:
+        """Titles of the files whose mean vector is nearest the mean of all files, skipping a file too
+        like one already picked (three VPN articles would make a poor welcome)."""
+        if self._problem() or count < 1:
+            return []
+        files, means = await asyncio.to_thread((await self.store()).file_vectors)
+        if not files:
+            return []
+        centre = means.mean(axis=0)
+        order = np.argsort(-(means @ centre), kind="stable")
+        picked: list[int] = []
+        for index in order.tolist():
+            title = files[index][1].strip()
+            if not title or any(files[p][1] == title for p in picked):
+                continue
+            if picked and float(np.max(means[picked] @ means[index])) > SIMILAR_TITLES:
+                continue
+            picked.append(index)
+            if len(picked) == count:
+                break
+        return [files[index][1].strip() for index in picked]
 
     async def aclose(self) -> None:
         if self._store is not None:

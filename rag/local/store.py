@@ -254,6 +254,35 @@ class LocalStore:
             self._follow_file()
             return [row[0] for row in self._db.execute("SELECT filepath FROM files ORDER BY filepath")]
 
+    def file_chunks(self, filepath: str) -> list[Chunk]:
+        """The chunks of one file, in document order (what the bot's source view shows)."""
+        with self._lock, self._reading():
+            rows = self._db.execute("SELECT data FROM chunks WHERE filepath = ?", (filepath,)).fetchall()
+        chunks = [Chunk.model_validate_json(data) for (data,) in rows]
+        return sorted(chunks, key=lambda chunk: int(chunk.chunk_id) if chunk.chunk_id.isdigit() else 0)
+
+    def file_vectors(self) -> tuple[list[tuple[str, str]], np.ndarray]:
+        """(filepath, title) of every public file and the unit mean of its chunks' vectors, one row each.
+        Rows are read through a cursor, so memory holds the files' means, never the index's vectors."""
+        files: list[tuple[str, str]] = []
+        means: list[np.ndarray] = []
+        with self._lock, self._reading():
+            cursor = self._db.execute(
+                "SELECT filepath, title, vector FROM chunks WHERE groups = '[]' ORDER BY filepath"
+            )
+            total = np.zeros(self.dimensions, dtype=np.float32)
+            for filepath, title, blob in cursor:
+                if not files or files[-1][0] != filepath:
+                    if files:
+                        means.append(total)
+                    files.append((filepath, title))
+                    total = np.zeros(self.dimensions, dtype=np.float32)
+                total += np.frombuffer(blob, dtype="<f4")
+            if files:
+                means.append(total)
+        matrix = np.array(means, dtype=np.float32).reshape(len(files), self.dimensions)
+        return files, _normalised(matrix)
+
     def count(self) -> int:
         """Number of chunks."""
         with self._lock:

@@ -88,13 +88,16 @@ async def test_expect_replies_come_back_in_the_response(make_bot: MakeBot) -> No
     assert bot.connector.received == [], "nothing is posted to the connector"
 
 
+QUESTIONS = ["How do I connect to the VPN?", "How do I reset my password?", "Annual leave?", "A fourth"]
+
+
 async def test_welcome_on_members_added_with_three_suggestions(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(welcome_questions=QUESTIONS)
     update = activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": "29:user-1"}])
     await bot.ask(update)
     (welcome,) = bot.connector.messages("a:personal-1")
     actions = welcome.activity["suggestedActions"]["actions"]
-    assert [a["value"] for a in actions] == bot.settings.welcome_questions[:3]
+    assert [a["value"] for a in actions] == QUESTIONS[:3]
     assert all(a["type"] == "imBack" for a in actions)
     # The bot itself being added to a personal chat is not a reason to greet twice.
     await bot.ask(activity(bot.service_url, kind="conversationUpdate", membersAdded=[{"id": BOT_ID}]))
@@ -102,7 +105,7 @@ async def test_welcome_on_members_added_with_three_suggestions(make_bot: MakeBot
 
 
 async def test_web_chat_greets_on_join_not_on_members_added(make_bot: MakeBot) -> None:
-    bot = await make_bot()
+    bot = await make_bot(welcome_questions=QUESTIONS)
     common: dict[str, Any] = {
         "channel": "directline",
         "conversation_id": "dl-2",

@@ -34,7 +34,7 @@ def test_config_masks_url_passwords_and_secret_parameters(tmp_path: Path, output
     # the rest of the URL still says where the service is
     assert "https://ops:***@aoai.example.com/openai?sv=2024-11-04&sig=***" in result.stdout
     if output == "json":
-        assert json.loads(result.stdout)["bot"]["cosmos_endpoint"] == (
+        assert json.loads(result.stdout)["bot"]["RAGBOT_COSMOS_ENDPOINT"] == (
             "https://state.documents.azure.com/?code=***&api-key=***"
         )
 

@@ -7,6 +7,7 @@ Never skipped: a missing browser or bundle fails with what to install.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 import yaml
@@ -28,12 +30,14 @@ from bot.web import WEBCHAT_JS
 from rag.contract import Answer, AnswerDelta, Answerer, Asker, Turn
 from rag.factory import build_answerer
 from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, Settings
+from tests.commandline import run_ragbot
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACT = ROOT / "test-artifacts" / "webchat.png"
-SAMPLES = ROOT / "samples" / "helpdesk" / "it"
+ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACT = ARTIFACTS / "webchat.png"
+SAMPLES = ROOT / "samples" / "helpdesk"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -45,8 +49,22 @@ CHROMIUM_ARGS = [
 ]
 QUESTION = "How do I connect to the VPN?"
 FOLLOW_UP = "And on a Mac?"
-ARTICLES = ["vpn-windows", "vpn-macos", "vpn-error-codes", "password-self-service-reset"]
-"""A few sample help-desk articles (samples/helpdesk/it): the VPN ones and a neighbour to miss."""
+QUESTIONS = {
+    "password": "How do I reset my password?",
+    "leave": "How many days of annual leave do I get?",
+    "expenses": "How do I submit an expense claim?",
+}
+ARTICLES = [
+    "it/vpn-windows.md",
+    "it/vpn-macos.md",
+    "it/vpn-error-codes.md",
+    "it/password-self-service-reset.md",
+    "hr/annual-leave.md",
+    "hr/sick-leave.md",
+    "hr/expenses-submitting-claims.md",
+    "hr/expense-policy.pdf",
+]
+"""Sample help-desk articles: the VPN ones, password, leave and expenses, and neighbours to miss."""
 
 
 class Call(NamedTuple):
@@ -58,11 +76,13 @@ class Call(NamedTuple):
 class RecordingAnswerer:
     """The real backend, recording what each turn got (history length) and searched for (intent).
 
-    Deltas are passed on 0.15 s apart, as a model would write them, so the stream is visible live."""
+    Deltas pass on as fast as the extractive generator makes them (all within milliseconds): that the
+    page still shows the text growing is the bot's pacing at work."""
 
     def __init__(self, inner: Answerer) -> None:
         self.inner = inner
         self.name = inner.name
+        self.library = getattr(inner, "library", None)
         self.calls: list[Call] = []
 
     async def answer(self, history: Sequence[Turn], question: str, user: Asker | None = None) -> Answer:
@@ -77,8 +97,6 @@ class RecordingAnswerer:
         self.calls.append(call)
         async for delta in self.inner.stream(history, question, user):
             call.intent.extend(delta.intent or [])
-            if delta.content:
-                await asyncio.sleep(0.15)
             yield delta
 
     async def ready(self) -> str | None:
@@ -89,15 +107,18 @@ class RecordingAnswerer:
 
 
 def build_index(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """`ragbot index` over the sample articles into a fresh data dir; returns it and url -> title."""
+    """`ragbot index` over the sample articles into a fresh data dir; returns it and filepath -> title."""
     kb, data = tmp_path / "kb", tmp_path / "data"
-    kb.mkdir()
     titles: dict[str, str] = {}
     for name in ARTICLES:
-        text = (SAMPLES / f"{name}.md").read_text(encoding="utf-8")
-        front = yaml.safe_load(text.split("---")[1])
-        titles[front["url"]] = front["title"]
-        (kb / f"{name}.md").write_text(text, encoding="utf-8")
+        target = kb / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((SAMPLES / name).read_bytes())
+        if name.endswith(".md"):
+            titles[name] = yaml.safe_load((SAMPLES / name).read_text(encoding="utf-8").split("---")[1])[
+                "title"
+            ]
+    titles["hr/expense-policy.pdf"] = "Travel and Expense Policy"
     env = {**os.environ, "RAGBOT_DATA_DIR": str(data)}
     ragbot = Path(sys.executable).with_name("ragbot")
     done = subprocess.run(
@@ -176,12 +197,9 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
     data_dir, titles = build_index(tmp_path)
     answerer = RecordingAnswerer(local_answerer(data_dir))
     settings = BotSettings(
-        _env_file=None,
-        storage="memory",
-        data_dir=data_dir,
-        welcome_questions=[QUESTION, "How do I reset my password?"],
+        _env_file=None, data_dir=data_dir, app_name="Fabrikam Answers", subtitle="Ask HR and IT."
     )
-    app = create_app(settings, answerer, timing=TurnTiming(stream_interval=0.2))
+    app = create_app(settings, answerer, timing=TurnTiming(stream_interval=0.2, web_stream_interval=0.1))
 
     def bot_bubbles(page: Page) -> Locator:
         return page.locator(".webchat__bubble:not(.webchat__bubble--from-user)")
@@ -190,6 +208,12 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
         """Bot messages (final answers, not stream updates) that reached the page over the WebSocket."""
         return sum(
             a["type"] == "message" and a["from"].get("role") == "bot" for f in frames for a in f["activities"]
+        )
+
+    def activity_of(bubble: Locator) -> Locator:
+        """The whole transcript entry of a bubble: the bubble and its status line (label, thumbs)."""
+        return bubble.locator(
+            "xpath=ancestor::*[contains(@class, 'webchat__basic-transcript__activity ')][1]"
         )
 
     def ask(page: Page, text: str) -> Locator:
@@ -206,11 +230,31 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
         expect(bot_bubbles(page)).to_have_count(before + 1)
         return bot_bubbles(page).nth(before)
 
-    def citations(bubble: Locator) -> list[tuple[str, str]]:
-        """(href, text) of every link to the knowledge base in a bubble."""
-        links = bubble.locator('a[href^="https://kb.contoso.example/"]')
+    def sources(page: Page, bubble: Locator) -> list[tuple[str, str]]:
+        """(filepath, text) of every source link in a bubble, each checked to open the cited document."""
+        links = bubble.locator('a[href*="/sources/"]')
         expect(links.first).to_be_visible()
-        return [(link.get_attribute("href") or "", link.inner_text()) for link in links.all()]
+        found = []
+        for link in links.all():
+            href = link.get_attribute("href") or ""
+            response = page.request.get(urljoin(base + "/", href))
+            assert response.status == 200, href
+            filepath = unquote(urlsplit(href).path.removeprefix("/sources/"))
+            assert f"<title>{html.escape(titles[filepath])}</title>" in response.text(), href
+            found.append((filepath, link.inner_text()))
+        assert not bubble.locator('a[href*="kb.contoso.example"]').count(), "a placeholder link"
+        return found
+
+    def answered(page: Page, text: str) -> Locator:
+        """Ask; the answer has working source links, the AI label and thumbs up/down."""
+        bubble = ask(page, text)
+        assert sources(page, bubble), bubble.inner_text()
+        entry = activity_of(bubble)
+        expect(entry.get_by_text("AI generated")).to_be_visible()
+        expect(entry.get_by_role("button", name="Like", exact=True)).to_be_visible()
+        expect(entry.get_by_role("button", name="Dislike", exact=True)).to_be_visible()
+        assert "Searched for" not in bubble.inner_text()
+        return bubble
 
     frames: list[dict[str, Any]] = []
     with serve(app) as base, sync_playwright() as playwright:
@@ -235,27 +279,54 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
             page.add_init_script(OBSERVER)
             page.goto(base + "/")
 
-            # Welcome on join, once, with the suggested questions.
-            expect(bot_bubbles(page).first).to_contain_text(settings.app_name)
-            suggested = page.get_by_role("toolbar", name="Suggested actions")
-            expect(suggested.get_by_role("button", name=QUESTION)).to_be_visible()
+            # The page speaks for this knowledge base: its name, its subtitle, suggestions from its titles.
+            expect(page.get_by_role("heading", name="Fabrikam Answers")).to_be_visible()
+            expect(page.get_by_text("Ask HR and IT.")).to_be_visible()
+            expect(bot_bubbles(page).first).to_contain_text("Fabrikam Answers")
+            toolbar = page.get_by_role("toolbar", name="Suggested actions")
+            suggested = toolbar.locator(".webchat__suggested-action__text")
+            expect(suggested).to_have_count(3)
+            assert set(suggested.all_inner_texts()) <= set(titles.values()), suggested.all_inner_texts()
 
-            # A help-desk question: an answer whose citations link to the cited articles.
-            answer = ask(page, QUESTION)
-            links = citations(answer)
-            assert links, answer.inner_text()
-            assert all(href in titles for href, _ in links), links
-            assert any(titles[href] in text for href, text in links), (
-                links
-            )  # footnote named after its article
+            # A help-desk question: an answer whose sources open the cited articles in the bot's view.
+            answer = answered(page, QUESTION)
+            assert any(
+                titles[path] in text for path, text in sources(page, answer)
+            )  # named after its article
 
             # A follow-up that only makes sense with the history: it searches for the VPN on a Mac.
-            mac = ask(page, FOLLOW_UP)
+            mac = answered(page, FOLLOW_UP)
             assert answerer.calls[-1].history == 2
             assert any("vpn" in query.lower() for query in answerer.calls[-1].intent), answerer.calls[-1]
-            assert "https://kb.contoso.example/it/vpn-macos" in {href for href, _ in citations(mac)}
-            ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+            assert "it/vpn-macos.md" in {path for path, _ in sources(page, mac)}
+
+            # Thumbs up with a comment on the VPN answer; it is stored as Teams feedback is.
+            activity_of(answer).get_by_role("button", name="Like", exact=True).click()
+            comment = page.get_by_placeholder("What was wrong or missing?")
+            expect(comment).to_be_visible()
+            comment.fill("Clear steps, thanks")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "webchat-feedback.png"))
+            comment.press("Enter")
+            expect(comment).to_be_hidden()
+
+            for topic, question in QUESTIONS.items():
+                bubble = answered(page, question)
+                bubble.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / f"webchat-{topic}.png"))
+            activity_of(bot_bubbles(page).last).get_by_role("button", name="Dislike", exact=True).click()
+            page.wait_for_timeout(1500)  # Web Chat posts a vote half a second after the click
             page.screenshot(path=str(ARTIFACT))
+
+            # The cited document, opened at the cited chunk.
+            href = sources(page, answer)[0][0]
+            view = browser.new_page(viewport={"width": 1000, "height": 800})
+            link = answer.locator('a[href*="/sources/"]').first.get_attribute("href") or ""
+            view.goto(urljoin(base + "/", link))
+            expect(view.locator(":target")).to_be_visible()
+            view.screenshot(path=str(ARTIFACTS / "sources-view.png"))
+            assert titles[href] in view.title()
+            view.close()
 
             # Reset, then the same follow-up has nothing to lean on.
             expect(ask(page, "reset")).to_contain_text("forgotten this conversation")
@@ -268,13 +339,13 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
                 "user" if "webchat__bubble--from-user" in (cls or "") else "bot"
                 for cls in page.locator(".webchat__bubble").evaluate_all("els => els.map(e => e.className)")
             ]
-            assert roles == ["bot"] + ["user", "bot"] * 4, roles
+            assert roles == ["bot"] + ["user", "bot"] * 7, roles
             finals = bot_bubbles(page).all_inner_texts()
             seen = page.evaluate("window.__seen")
         finally:
             browser.close()
 
-    # The stream reached the browser and was shown before the final answer; a typing indicator too.
+    # The stream reached the browser and was shown growing before the final answer; a typing indicator too.
     updates = [
         a
         for f in frames
@@ -292,3 +363,10 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
     )
     assert not errors, errors
     assert ARTIFACT.stat().st_size > 10_000
+
+    # The votes are in the feedback store, listed by `ragbot feedback` like Teams feedback.
+    listed = run_ragbot("feedback", "--format", "json", cwd=tmp_path, env={"RAGBOT_DATA_DIR": str(data_dir)})
+    assert listed.returncode == 0, listed.stderr
+    votes = {(r["reaction"], r["question"], r["comment"], r["channel_id"]) for r in json.loads(listed.stdout)}
+    assert ("like", QUESTION, "Clear steps, thanks", "directline") in votes, votes
+    assert ("dislike", QUESTIONS["expenses"], "", "directline") in votes, votes

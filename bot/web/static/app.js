@@ -32,13 +32,82 @@
     webSocket: true
   });
 
-  // Greet on join: ask the bot for its welcome as soon as the connection is up.
+  // Thumbs up/down: Web Chat shows them from the Like/DislikeAction of an answer's Message entity and
+  // posts an event when one is pressed. Each action is stamped with the id of the answer it rates (a
+  // streamed answer is rated under its stream id, as the bot remembers it), and the event becomes the
+  // `message/submitAction` invoke Teams sends, so both channels' feedback lands in the same store.
+  const feedback = document.getElementById('feedback');
+  const feedbackText = document.getElementById('feedback-text');
+  let rated = null;
+
+  const sendFeedback = (replyToId, reaction, comment) =>
+    directLine
+      .postActivity({
+        type: 'invoke',
+        name: 'message/submitAction',
+        from: { id: session.userId, role: 'user' },
+        replyToId,
+        value: {
+          actionName: 'feedback',
+          actionValue: { reaction, feedback: JSON.stringify({ feedbackText: comment }) }
+        }
+      })
+      .subscribe({ error: (err) => console.warn('feedback was not sent', err) });
+
+  const stampActions = (activity) => {
+    const ratedId = (activity.channelData && activity.channelData.streamId) || activity.id;
+    const entities = (activity.entities || []).map((entity) =>
+      entity.type === 'https://schema.org/Message' && Array.isArray(entity.potentialAction)
+        ? {
+            ...entity,
+            potentialAction: entity.potentialAction.map((action) => ({
+              ...action,
+              '@id': ratedId + '|' + action['@type']
+            }))
+          }
+        : entity
+    );
+    return { ...activity, entities };
+  };
+
+  const onVote = (activity) => {
+    const action = (activity.entities || [])[0] || {};
+    const id = String(action['@id'] || '');
+    const cut = id.lastIndexOf('|');
+    if (cut < 1) return;
+    rated = { replyToId: id.slice(0, cut), reaction: action['@type'] === 'LikeAction' ? 'like' : 'dislike' };
+    sendFeedback(rated.replyToId, rated.reaction, '');
+    feedbackText.value = '';
+    feedback.hidden = false;
+    feedbackText.focus();
+  };
+
+  feedback.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (rated && feedbackText.value.trim()) {
+      sendFeedback(rated.replyToId, rated.reaction, feedbackText.value.trim());
+    }
+    feedback.hidden = true;
+  });
+  feedback.querySelector('.feedback-close').addEventListener('click', () => {
+    feedback.hidden = true;
+  });
+
   const store = window.WebChat.createStore({}, ({ dispatch }) => (next) => (action) => {
     if (action.type === 'DIRECT_LINE/CONNECT_FULFILLED') {
+      // Greet on join: ask the bot for its welcome as soon as the connection is up.
       dispatch({
         type: 'WEB_CHAT/SEND_EVENT',
         payload: { name: 'webchat/join', value: { language: navigator.language } }
       });
+    } else if (action.type === 'DIRECT_LINE/INCOMING_ACTIVITY' && action.payload.activity.type === 'message') {
+      action = { ...action, payload: { ...action.payload, activity: stampActions(action.payload.activity) } };
+    } else if (
+      action.type === 'DIRECT_LINE/POST_ACTIVITY' &&
+      action.payload.activity.name === 'webchat:activity-status/feedback'
+    ) {
+      onVote(action.payload.activity);
+      return undefined;
     }
     return next(action);
   });
