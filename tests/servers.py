@@ -63,6 +63,15 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM), as a restart by an operator or an orchestrator does."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=START_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -1,5 +1,6 @@
-"""The server the crash test kills: the real bot app with SQLite thread memory under `--data-dir` and an
-instant scripted answerer, so every turn's cost is the bot's own (parsing, storage, the reply post).
+"""The server the crash and replica tests kill: the real bot app with an instant scripted answerer, so
+every turn's cost is the bot's own (parsing, storage, the reply post). Memory is the SQLite file under
+`--data-dir` unless `RAGBOT_STORAGE` (and that store's settings) in the environment say otherwise.
 
 Run as `python -m tests.reliability.crash_server --data-dir D --port P` from the repository root.
 """
@@ -24,7 +25,6 @@ def main() -> None:
     settings = BotSettings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=args.data_dir,
-        storage="sqlite",
         streaming=False,
         history_tokens=100_000,
         user_turns_per_minute=10_000,

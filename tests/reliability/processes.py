@@ -1,9 +1,15 @@
-"""Server processes for the reliability tests: a free loopback port, and waiting until a child serves."""
+"""Server processes for the reliability tests: a free loopback port, waiting until a child serves, and
+the bot server (`tests.reliability.crash_server`) run as a process to be killed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import aiohttp
 
@@ -30,3 +36,42 @@ async def wait_healthy(process: asyncio.subprocess.Process, url: str) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    """`python -m tests.reliability.crash_server` on a port of its own, with `env` as extra settings."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = dict(env or {})
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / "server.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.reliability.crash_server",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
+                stdout=log,
+                stderr=log,
+            )
+        await wait_healthy(self.process, self.url)
+
+    async def kill(self) -> None:
+        """`kill -9`."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        await self.process.wait()

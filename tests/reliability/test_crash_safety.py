@@ -10,10 +10,7 @@ after the restart (same activity id, as a channel redelivers), the bot must not 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from bot.memory import ThreadMemory
 from bot.state import STATE_FILE
 from bot.state.sqlite import SqliteStore
 from tests.bot.fakes import FakeConnector, activity
-from tests.reliability.processes import free_port, wait_healthy
+from tests.reliability.processes import BotProcess
 
 pytestmark = pytest.mark.reliability
 
@@ -37,40 +34,9 @@ KILL_AFTER_ACKS = 400
 LOAD_S = 60.0
 
 
-class ServerProcess:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with (self.data_dir / "server.log").open("ab") as log:  # the child keeps its own descriptor
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tests.reliability.crash_server",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-                cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
-                stdout=log,
-                stderr=log,
-            )
-        await wait_healthy(self.process, self.url)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        await self.process.wait()
-
-
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(tmp_path)
+async def server(tmp_path: Path) -> AsyncIterator[BotProcess]:
+    process = BotProcess(tmp_path)
     yield process
     if process.process is not None:
         await process.kill()
@@ -89,7 +55,7 @@ def turn(service_url: str, thread: int, index: int) -> dict[str, Any]:
 
 
 async def load(
-    session: aiohttp.ClientSession, server: ServerProcess, service_url: str, acked: dict[int, list[int]]
+    session: aiohttp.ClientSession, server: BotProcess, service_url: str, acked: dict[int, list[int]]
 ) -> None:
     """100 threads, each posting its 10 turns in order; the server is killed after KILL_AFTER_ACKS."""
     killed = asyncio.Event()
@@ -140,7 +106,7 @@ def questions(history: list[tuple[str, str]]) -> list[str]:
 
 
 async def test_kill_9_mid_load_loses_no_acknowledged_turn_and_stores_none_twice(
-    server: ServerProcess, tmp_path: Path, aiohttp_server: Any
+    server: BotProcess, tmp_path: Path, aiohttp_server: Any
 ) -> None:
     connector = FakeConnector()
     service_url = str((await aiohttp_server(connector.app)).make_url("")).rstrip("/") + "/"
