@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
+from bot.headers import hardening_headers
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
 from bot.turns import SOURCES_PREFIX, TurnHandler, TurnTiming
@@ -112,6 +113,7 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     add_webchat_routes(app, settings, app[TURNS])
     add_source_routes(app, app[TURNS].library, SOURCES_PREFIX)
+    app.on_response_prepare.append(hardening_headers(settings.frame_ancestors))
     app.on_startup.append(_warm_up)
 
     async def open_state(app: web.Application) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -9,6 +10,11 @@ from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AppType = Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"]
+CSP_SOURCE = re.compile(
+    r"'self'|'none'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:(\d{1,5}|\*))?(/[^\s;,']*)?",
+    re.IGNORECASE,
+)
+"""One CSP host source (`https://*.contoso.com:443/path`), scheme source (`https:`) or keyword."""
 
 
 class BotSettings(BaseSettings):
@@ -93,6 +99,11 @@ class BotSettings(BaseSettings):
         default=50, ge=1, le=1000, validation_alias="RAGBOT_DIRECTLINE_CONVERSATIONS_PER_CLIENT"
     )
     """Local Direct Line: live conversations of one client; a new one ends that client's oldest."""
+    frame_ancestors: str = Field(
+        default="'self'",
+        description="who may embed the web chat page in a frame: CSP sources, e.g. 'self' https://intranet.contoso.com",
+        validation_alias="RAGBOT_FRAME_ANCESTORS",
+    )
     welcome_questions: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias="RAGBOT_WELCOME_QUESTIONS",
@@ -106,6 +117,17 @@ class BotSettings(BaseSettings):
             sep = "|" if "|" in value else ","
             return [part.strip() for part in value.split(sep) if part.strip()]
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _csp_sources(cls, value: str) -> str:
+        sources = value.replace(",", " ").split()
+        if not sources or not all(CSP_SOURCE.fullmatch(source) for source in sources):
+            raise ValueError(
+                "must be Content-Security-Policy sources separated by spaces, such as "
+                "'self' https://intranet.contoso.com https://*.sharepoint.com ('none': nobody)"
+            )
+        return " ".join(sources)
 
     @property
     def auth_enabled(self) -> bool:
