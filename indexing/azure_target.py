@@ -182,6 +182,9 @@ class AzureSearchTarget:
                 self._hashes.pop(path, None)
         return outcome
 
+    async def finish(self) -> None:
+        """Nothing to swap: writes went to the live index (`--recreate` deleted it up front)."""
+
     async def aclose(self) -> None:
         await self._docs.close()
         await self._indexes.close()

@@ -141,6 +141,8 @@ class Indexer:
         summary.files_deleted = len(gone)
         if gone and not dry_run:
             self._tally(await self.target.delete(gone), summary, count_files=False)
+        if not dry_run:
+            await self.target.finish()
         summary.files_skipped = summary.files_unchanged + summary.files_unsupported
         summary.files_failed = len(summary.errors)
         summary.seconds = round(time.monotonic() - started, 3)

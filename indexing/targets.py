@@ -8,6 +8,8 @@ given ones (stale chunks of a shrunk file are gone).
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from rag.documents import Chunk
 from rag.local.store import FileChange, LocalStore
 
 Tick = Callable[[int], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,11 +61,22 @@ class Target(Protocol):
 
     async def delete(self, filepaths: Sequence[str]) -> WriteOutcome: ...
 
-    async def aclose(self) -> None: ...
+    async def finish(self) -> None:
+        """The run went through: make its writes the index (a rebuild replaces the old index now)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the target; a rebuild that did not `finish` is discarded and the old index stays."""
+        ...
 
 
 class LocalTarget:
-    """The embedded SQLite store (`rag.local.store`), written in-process."""
+    """The embedded SQLite store (`rag.local.store`), written in-process.
+
+    `--recreate` builds into `index.sqlite.rebuild-PID` next to the index and renames it over the index
+    only when the run finishes: a server keeps answering from the old index meanwhile, and a rebuild that
+    fails or is killed leaves the old index as it was (its file is removed by the next rebuild).
+    """
 
     name = "local"
 
@@ -71,18 +86,30 @@ class LocalTarget:
         self._size = dimensions
         self.embedder_name = embedder_name
         self._store: LocalStore | None = None
+        self._rebuilding = False
 
     async def prepare(self, *, recreate: bool, dry_run: bool) -> None:
         await asyncio.to_thread(self._open, recreate, dry_run)
 
     def _open(self, recreate: bool, dry_run: bool) -> None:
-        if recreate and not dry_run:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         if recreate and dry_run:
             return  # everything would be new: nothing to read
-        if self.path.exists() or not dry_run:
-            self._store = LocalStore(self.path, dimensions=self._size, embedder_name=self.embedder_name)
+        path = self.path
+        if recreate:
+            self._remove_abandoned_rebuilds()
+            path = self.path.with_name(f"{self.path.name}.rebuild-{os.getpid()}")
+            _remove_database(path)
+            self._rebuilding = True
+        if path.exists() or not dry_run:
+            self._store = LocalStore(path, dimensions=self._size, embedder_name=self.embedder_name)
+
+    def _remove_abandoned_rebuilds(self) -> None:
+        """Files of rebuilds whose process is gone (killed or crashed before renaming)."""
+        for built in self.path.parent.glob(f"{self.path.name}.rebuild-*"):
+            pid = built.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                log.info("removing %s, left by an interrupted rebuild", built)
+                _remove_database(built)
 
     async def file_hashes(self) -> dict[str, str]:
         return self._store.file_hashes() if self._store else {}
@@ -111,7 +138,33 @@ class LocalTarget:
             outcome.changes[filepath] = FileChange(deleted=store.delete_file(filepath))
         return outcome
 
+    async def finish(self) -> None:
+        if self._rebuilding and self._store is not None:
+            store, self._store, self._rebuilding = self._store, None, False
+            await asyncio.to_thread(store.move_to, self.path)
+            log.info("the rebuilt index replaced %s", self.path)
+
     async def aclose(self) -> None:
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            store, self._store = self._store, None
+            store.close()
+            if self._rebuilding:
+                log.warning("the rebuild did not finish: %s is unchanged", self.path)
+                _remove_database(store.path)
+                self._rebuilding = False
+
+
+def _remove_database(path: Path) -> None:
+    """Remove a database file and its `-wal`/`-shm`/`-journal` companions."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -83,8 +83,12 @@ class LocalRetriever:
                 problem = self._problem()
                 if problem:
                     raise NotReady(problem)
-                self._store = LocalStore(
-                    self.path, dimensions=self.embedder.dimensions, embedder_name=self.embedder.name
+                self._store = await asyncio.to_thread(
+                    LocalStore,
+                    self.path,
+                    dimensions=self.embedder.dimensions,
+                    embedder_name=self.embedder.name,
+                    read_only=True,
                 )
             return self._store
 

@@ -13,8 +13,14 @@ numpy passes (at most `POSTINGS_CACHE` pairs are kept, about 32 MB). Document le
 docsize table and follow the file with the vectors; a keyword search reads one snapshot of the file.
 
 Concurrency: WAL mode and a busy timeout let one writer process and any number of reader processes share
-the file; every write is one transaction. Within a process one `LocalStore` may be shared by threads (a
-lock serialises its use) and by an asyncio loop. Searches are synchronous and take a few ms at 50k chunks
+the file; every write is one transaction. A rebuild is written to a file of its own and renamed over the
+index when complete (`move_to`), so readers see the old index or the new one, never a half-built one.
+Readers (`read_only=True`: the retrievers) never write: in a directory they cannot write to, where SQLite
+cannot create the WAL's `-shm`/`-wal` files, the file is read as immutable (`immutable=1`), and replacing or
+touching it (size, modification time) makes them reopen it.
+
+Within a process one `LocalStore` may be shared by threads (a lock serialises its use) and by an asyncio
+loop. Searches are synchronous and take a few ms at 50k chunks
 (see `bench/local_retrieval.py`); a term's first keyword search after the file changed reads its postings
 (about 0.3 us per occurrence: ~10 ms for a term in a third of 50k chunks), so async code with a large
 index may call them through `asyncio.to_thread` (sqlite3 and numpy release the GIL while they work).
@@ -34,7 +40,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 
 import numpy as np
@@ -98,6 +104,11 @@ class StoreMismatchError(ConfigError):
     """The file was built by another embedding model (or dimensions, or schema): re-index into a new file."""
 
 
+class StoreUnreadableError(ConfigError):
+    """The file cannot be opened (permissions, a write-ahead log that cannot be read): names the file and
+    the directory, and what to change."""
+
+
 class FileChange(BaseModel):
     """What `replace_file` did, counted by chunk id."""
 
@@ -119,21 +130,37 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
 class LocalStore:
     """One SQLite file of chunks searchable by keywords (FTS5 bm25) and by vector (exact cosine)."""
 
-    def __init__(self, path: Path, *, dimensions: int = DIMENSIONS, embedder_name: str = MODEL_NAME) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dimensions: int = DIMENSIONS,
+        embedder_name: str = MODEL_NAME,
+        read_only: bool = False,
+    ) -> None:
         if dimensions < 1:
             raise ValueError(f"dimensions must be positive, got {dimensions}")
         self.path = Path(path)
         self.dimensions = dimensions
         self.embedder_name = embedder_name
+        self.read_only = read_only
+        self.immutable = False  # read without locks or a WAL: the directory is not writable
         self._lock = threading.RLock()
         self._terms: sqlite3.Connection | None = None  # in-memory FTS5 table used as the index's tokenizer
         self._db, self._identity = self._connect()
         self._forget()
 
-    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, int]]:
-        """Open the file (creating the schema if needed) and check it was built for this embedder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, ...]]:
+        """Open the file and check it was built for this embedder (a writer creates the schema if needed)."""
+        if self.read_only:
+            return self._connect_reader()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise self._unwritable(exc) from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -143,10 +170,63 @@ class LocalStore:
             self._check_meta(db)
             db.execute("COMMIT")
             stat = os.stat(self.path)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise self._unwritable(exc) from None
+            raise
         except BaseException:
             db.close()
             raise
         return db, (stat.st_dev, stat.st_ino)
+
+    def _unwritable(self, exc: Exception) -> StoreUnreadableError:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return StoreUnreadableError(
+            f"cannot write the local index {self.path}: {reason} "
+            f"(the directory {self.path.parent} must be writable by this user to build or update it)"
+        )
+
+    def _connect_reader(self) -> tuple[sqlite3.Connection, tuple[int, ...]]:
+        """Open for reading only. With the WAL's files missing and not creatable (a read-only directory),
+        every committed row is in the main file: it is then read as immutable."""
+        self.immutable = False
+        try:
+            return self._open_reader("mode=ro")
+        except sqlite3.OperationalError as exc:
+            wal = Path(f"{self.path}-wal")
+            if not self.path.is_file() or (wal.exists() and wal.stat().st_size > 0):
+                raise self._unreadable(exc) from None
+        self.immutable = True
+        try:
+            return self._open_reader("mode=ro&immutable=1")
+        except sqlite3.OperationalError as exc:
+            raise self._unreadable(exc) from None
+
+    def _open_reader(self, options: str) -> tuple[sqlite3.Connection, tuple[int, ...]]:
+        uri = f"{self.path.absolute().as_uri()}?{options}"
+        stat = os.stat(self.path)  # before opening: a file replaced meanwhile is noticed at the next read
+        db = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._check_meta(db)
+        except BaseException:
+            db.close()
+            raise
+        identity: tuple[int, ...] = (stat.st_dev, stat.st_ino)
+        if self.immutable:  # no change counter to watch: a rewrite in place must show in the file's stat
+            identity += (stat.st_size, stat.st_mtime_ns)
+        return db, identity
+
+    def _unreadable(self, exc: Exception) -> StoreUnreadableError:
+        directory = self.path.parent
+        writable = "writable" if os.access(directory, os.W_OK) else "not writable"
+        return StoreUnreadableError(
+            f"cannot read the local index {self.path}: {exc} (the directory {directory} is {writable}; "
+            "a reader needs the index file readable and, when it has a write-ahead log "
+            f"{PurePath(self.path).name}-wal, that log and its -shm file readable or the directory writable)"
+        )
 
     def _forget(self) -> None:
         """Drop every cache of the file's content (they are valid while PRAGMA data_version stays put)."""
@@ -168,6 +248,32 @@ class LocalStore:
             if self._terms is not None:
                 self._terms.close()
                 self._terms = None
+
+    def move_to(self, path: Path) -> None:
+        """Close the store and put its file at `path` in one rename: a rebuilt index replacing the old one.
+
+        The file is first made whole (rollback-journal mode folds the WAL in and removes it) and flushed to
+        disk; the old index's `-wal`/`-shm` are removed just before the rename, as SQLite would read them as
+        the new file's. Readers keep their open copy of the old file until their next search, then open the
+        new one; the next writer turns WAL mode back on.
+        """
+        with self._lock:
+            (mode,) = self._db.execute("PRAGMA journal_mode=DELETE").fetchone()
+            if mode != "delete":
+                raise RuntimeError(f"cannot finish {self.path}: it is still open elsewhere")
+            self.close()
+            with self.path.open("rb") as built:
+                os.fsync(built.fileno())
+            target = Path(path)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            os.replace(self.path, target)
+            directory = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)  # the rename itself survives a power cut
+            finally:
+                os.close(directory)
+            self.path = target
 
     def __enter__(self) -> LocalStore:
         return self
@@ -214,7 +320,8 @@ class LocalStore:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return  # deleted and not yet rebuilt: keep serving what we have
-        if (stat.st_dev, stat.st_ino) != self._identity:
+        seen = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if seen[: len(self._identity)] != self._identity:
             db, identity = self._connect()  # if this fails (e.g. another embedder) the old copy stays open
             self._db.close()  # SQLite leaves the new file's WAL alone: it sees the old file was unlinked
             self._db, self._identity = db, identity
@@ -226,8 +333,15 @@ class LocalStore:
             "embedder": self.embedder_name,
             "dimensions": str(self.dimensions),
         }
-        found = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if not found:
+        try:
+            found = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            if "no such table" not in str(exc) and "not a database" not in str(exc):
+                raise
+            raise StoreMismatchError(
+                f"{self.path} is not an index built by `ragbot index`: rebuild it with --recreate"
+            ) from None
+        if not found and not self.read_only:
             db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
             return
         wrong = [

@@ -58,7 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("azure", "local"),
         help="where to write (default: azure when AZURE_SEARCH_* names a service and index, else local)",
     )
-    parser.add_argument("--recreate", action="store_true", help="drop the index and build it from scratch")
+    parser.add_argument(
+        "--recreate",
+        action="store_true",
+        help="build the index from scratch (local: into a new file that replaces the index when the run "
+        "completes, so a running server answers from the old one meanwhile; azure: the index is "
+        "deleted first)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="read and chunk, report, write nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     parser.add_argument(

@@ -508,6 +508,26 @@ def test_a_reader_follows_a_rebuilt_file(tmp_path: Path) -> None:
             assert check.files() == ["new.md"]
 
 
+def test_a_reader_follows_an_index_moved_over_its_file_and_sees_no_half_built_one(tmp_path: Path) -> None:
+    path, building = tmp_path / "index.sqlite", tmp_path / "index.sqlite.rebuild-1"
+    with LocalStore(path, dimensions=DIMS) as old:
+        fill(old, ["printer"])
+    with LocalStore(path, dimensions=DIMS, read_only=True) as reader:
+        assert ids(reader.keyword_search("printer", 3)) == ["kb.md#printer"]
+        rebuilt = LocalStore(building, dimensions=DIMS)
+        fill(rebuilt, ["vpn"], filepath="new.md")
+        assert ids(reader.keyword_search("printer", 3)) == ["kb.md#printer"]  # the old index meanwhile
+        rebuilt.move_to(path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["index.sqlite"]  # whole: no WAL left
+        assert reader.files() == ["new.md"]
+        assert ids(reader.vector_search(unit(2), 3)) == ["new.md#vpn"]
+        assert reader.keyword_search("printer", 3) == []
+    with LocalStore(path, dimensions=DIMS) as writer:  # the next incremental run writes in WAL mode again
+        fill(writer, ["laptop"], filepath="more.md")
+        assert writer._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert writer.files() == ["more.md", "new.md"]
+
+
 def test_a_file_rebuilt_for_another_model_is_refused_by_a_running_reader(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     with LocalStore(path, dimensions=DIMS, embedder_name="model-a") as reader:
