@@ -39,9 +39,14 @@ class Streamer:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, informative: str) -> bool:
-        """Send the first (informative) update; False when the channel gave no id to tie a stream to."""
-        self.stream_id = await self._send(stream_informative(informative, self._next()))
+    async def start(self, informative: str, *, as_text: bool = False) -> bool:
+        """Send the first (informative) update; False when the channel gave no id to tie a stream to.
+
+        `as_text` sends it as the stream's first text instead: Web Chat (4.18) shows an informative
+        update only as a faint typing indicator, a text update as a readable bubble that the answer
+        then replaces."""
+        first = stream_chunk if as_text else stream_informative
+        self.stream_id = await self._send(first(informative, self._next()))
         if not self.stream_id:
             return False
         self._task = asyncio.create_task(self._updates())

@@ -265,7 +265,7 @@ class TurnHandler:
         interval = self.timing.stream_interval if teams else self.timing.web_stream_interval
         streamer = Streamer(outbox, interval)
         try:
-            if not await streamer.start(informative_text()):
+            if not await streamer.start(informative_text(), as_text=not teams):
                 await self._answer_once(activity, key, snapshot, question, outbox)
                 return
         except StreamStopped:

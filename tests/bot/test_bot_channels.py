@@ -22,8 +22,9 @@ async def test_webchat_stream_fields_travel_in_channel_data(make_bot: MakeBot) -
     await bot.ask(inbound)
     sent = bot.connector.in_conversation("dl-conv-1")
     kinds = [r.activity["channelData"].get("streamType") for r in sent]
-    assert kinds[0] == "informative" and kinds[-1] == "final"
-    assert set(kinds[1:-1]) <= {"streaming"}
+    assert kinds[-1] == "final" and set(kinds[:-1]) == {"streaming"}
+    # The status comes as the stream's first text: Web Chat shows informative updates only as a faint pill.
+    assert sent[0].text == "Searching the knowledge base…"
     sequences = [r.activity["channelData"].get("streamSequence") for r in sent[:-1]]
     assert sequences == list(range(1, len(sent)))
     assert {r.activity["channelData"].get("streamId") for r in sent[1:]} == {"bot-1"}
