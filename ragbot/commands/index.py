@@ -19,6 +19,8 @@ DESCRIPTION = """Turn folders of documents into the index the bot answers from.
   ragbot index samples/helpdesk                   local index (RAGBOT_DATA_DIR/index.sqlite)
   ragbot index docs/ --target azure               Azure AI Search (AZURE_SEARCH_* settings)
   ragbot index docs/ --dry-run --json             what would change, as JSON
+  ragbot index docs/ --base-url https://intranet.contoso.com/kb
+                                                  cite docs/it/vpn.md as https://intranet.contoso.com/kb/it/vpn.md
   ragbot index docs/ --target azure --knowledge-base kb
                                                   also a knowledge source over the index and
                                                   the knowledge base kb (agentic retrieval)
