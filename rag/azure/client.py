@@ -84,9 +84,7 @@ def sdk_options(rag: RagSettings) -> dict[str, Any]:
         "connection_timeout": timeouts.connect,
         "read_timeout": timeouts.read,
         "retry_policy": SearchRetryPolicy(
-            retry_total=10 if rag.retry_budget > 0 else 0,
-            retry_backoff_max=16.0,
-            timeout=rag.retry_budget + timeouts.total,
+            budget=rag.retry_budget, request_timeout=timeouts.total, retry_backoff_max=16.0
         ),
     }
 

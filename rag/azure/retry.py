@@ -68,10 +68,20 @@ class RateLimiter:
 
 class SearchRetryPolicy(AsyncRetryPolicy):
     """azure-core's retry policy (408/429/5xx, honouring `retry-after-ms`, `x-ms-retry-after-ms` and
-    `Retry-After`) for Azure AI Search queries. Searches and knowledge base retrieves are reads sent as
-    POST, which azure-core would retry only when a `Retry-After` header is present (the idempotent
-    methods it retries anyway); `timeout` bounds all attempts together."""
+    `Retry-After`) for Azure AI Search, with two changes. Searches and knowledge base retrieves are reads
+    sent as POST, which azure-core would retry only when a `Retry-After` header is present: POST is
+    retried like the idempotent methods. A wait the service asks for beyond `budget` seconds is not
+    waited out: the error is raised at once (429 becomes `Throttled` with that wait)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, budget: float, **kwargs: Any) -> None:
+        super().__init__(
+            retry_total=10 if budget > 0 else 0, timeout=budget + kwargs.pop("request_timeout"), **kwargs
+        )
+        self.budget = budget
         self._method_whitelist = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"})
+
+    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+        asked = self.get_retry_after(response)
+        if asked is not None and asked > self.budget:
+            return False
+        return bool(super().is_retry(settings, response))

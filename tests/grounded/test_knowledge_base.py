@@ -162,6 +162,11 @@ async def test_throttling_is_retried_as_the_service_asks(make_settings, cloud) -
     with pytest.raises(Throttled, match="still throttled") as info:
         await retriever.retrieve("foo", top=5)
     assert info.value.retry_after == 0.01
+    cloud.seen.clear()
+    cloud.retrieved = [Retrieved(busy.body, 429, {"Retry-After": "30"})]
+    with pytest.raises(Throttled) as info:  # a wait beyond RAGBOT_RETRY_BUDGET is not waited out
+        await retriever.retrieve("foo", top=5)
+    assert info.value.retry_after == 30 and len(cloud.requests("/retrieve")) == 1
     await retriever.aclose()
 
 
