@@ -20,7 +20,7 @@ CITATIONS = [
     {
         "content": "Install the VPN client first.",
         "title": "VPN guide",
-        "url": "https://kb.example/vpn",
+        "url": "https://kb.contoso.com/vpn",
         "chunk_id": "0",
     },
     {
@@ -81,7 +81,7 @@ async def test_ask_prints_answer_and_numbered_sources(fake_azure: FakeAzure, rag
     assert "(searched for: vpn error 809)" in out
     sources = out.split("Sources:")[1]
     assert sources.index("[1] VPN errors - it/vpn-errors.md") < sources.index(
-        "[2] VPN guide - https://kb.example/vpn"
+        "[2] VPN guide - https://kb.contoso.com/vpn"
     )
     sent = fake_azure.requests[0]
     assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
