@@ -150,7 +150,8 @@ class Asker(BaseModel):
 
 @runtime_checkable
 class Answerer(Protocol):
-    """One contract, three backends: On Your Data, grounded (client-side), local (embedded)."""
+    """One contract, three backends: On Your Data, grounded (client-side, on an index or a knowledge
+    base), local (embedded)."""
 
     name: str
 
