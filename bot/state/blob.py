@@ -24,7 +24,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.storage.blob.aio import ContainerClient, ExponentialRetry
+from azure.storage.blob.aio import ContainerClient, LinearRetry
 
 from bot.state import keys
 from bot.state.rates import shared_take
@@ -38,9 +38,8 @@ SCAN_READS = 16
 
 def _client_options() -> dict[str, Any]:
     return {
-        "retry_policy": ExponentialRetry(
-            initial_backoff=0, increment_base=1, retry_total=2, random_jitter_range=0
-        ),
+        # two retries 0.2 s apart (the SDK's default waits 15 s, then 45 s); the SDK takes seconds as float
+        "retry_policy": LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=2),  # type: ignore[arg-type]
         "connection_timeout": 3,
         "read_timeout": 10,
     }

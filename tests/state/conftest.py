@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,17 @@ import pytest
 from bot.state import StateStore
 from bot.state.blob import BlobStore
 from bot.state.cache import CachedStore
+from bot.state.cosmos import CosmosStore
 from bot.state.memory import MemoryStore
 from bot.state.redis import RedisStore
 from bot.state.sqlite import SqliteStore
+from tests.loopback import serve
 from tests.servers import Azurite, RedisServer
+from tests.state.cosmos_fake import CosmosFake
 
-KINDS = ["memory", "sqlite", "cached-sqlite", "redis", "blob"]
+FAKE_KEY = "ZmFrZS1rZXk="
+"""Any base64 text: the fake checks no signature."""
+KINDS = ["memory", "sqlite", "cached-sqlite", "redis", "blob", "cosmos"]
 
 
 async def make_store(kind: str, tmp_path: Path) -> StateStore:
@@ -47,14 +53,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """Each test gets a store of its own: a fresh file, Redis key prefix or blob container."""
     kind = request.param
     made: StateStore
+    servers = AsyncExitStack()
     if kind == "redis":
         server = request.getfixturevalue("redis_server")
         made = RedisStore(server.url, prefix=f"test-{uuid.uuid4().hex}:")
     elif kind == "blob":
         server = request.getfixturevalue("azurite")
         made = BlobStore.from_connection_string(server.connection_string, f"t{uuid.uuid4().hex}")
+    elif kind == "cosmos":
+        fake = CosmosFake()
+        url = await servers.enter_async_context(serve(fake.handle))
+        made = CosmosStore(url + "/", FAKE_KEY, fake.database, fake.container)
     else:
         made = await make_store(kind, tmp_path)
     await made.open()
     yield made
     await made.aclose()
+    await servers.aclose()
