@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from bot.settings import BotSettings
 from bot.state.cache import CachedStore
 from bot.state.memory import MemoryStore
@@ -49,6 +51,29 @@ def build_store(settings: BotSettings) -> StateStore:
 
     key = settings.cosmos_key.get_secret_value() if settings.cosmos_key else None
     return CosmosStore(settings.cosmos_endpoint, key, settings.cosmos_database, settings.cosmos_container)
+
+
+def describe(settings: BotSettings) -> str:
+    """Where state lives and who may share it, for `ragbot config` (no secret, no connection made)."""
+    kind = settings.storage
+    if kind == "sqlite":
+        return f"sqlite {settings.data_dir / STATE_FILE} (one server; replicas need redis, blob or cosmos)"
+    if kind == "memory":
+        return "memory (one server, lost on restart)"
+    if kind == "redis":
+        where = urlsplit(settings.redis_url.get_secret_value()).hostname if settings.redis_url else None
+        return f"redis {where or '(RAGBOT_REDIS_URL missing)'} (shared by replicas)"
+    if kind == "blob":
+        if settings.blob_connection_string is not None:
+            how = "connection string"
+        else:
+            how = f"{settings.blob_account_url or '(RAGBOT_BLOB_ACCOUNT_URL missing)'}, Entra ID"
+        return f"blob container {settings.blob_container} ({how}; shared by replicas)"
+    how = "key" if settings.cosmos_key else "Entra ID"
+    return (
+        f"cosmos {settings.cosmos_endpoint or '(RAGBOT_COSMOS_ENDPOINT missing)'} "
+        f"{settings.cosmos_database}/{settings.cosmos_container} ({how}; shared by replicas)"
+    )
 
 
 async def open_store(store: StateStore, settings: BotSettings) -> None:

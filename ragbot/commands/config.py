@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
+from bot.state import describe
 from rag.settings import choose_backend
 from ragbot.commands._common import load_all
 from ragbot.logs import MASK, mask_urls
@@ -85,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
         "logging": _masked(settings.log),
     }
     groups["bot"]["auth"] = "on" if settings.bot.auth_enabled else "off (no MicrosoftAppId)"
+    groups["bot"]["state"] = describe(settings.bot)
     if args.json:
         print(json.dumps(groups, indent=2))
         return 0
     print(f"answer backend: {choice.name}\n  why: {groups['backend']['reason']}")
+    print(f"conversation state: {groups['bot']['state']}")
     for group, values in groups.items():
         if group == "backend":
             continue

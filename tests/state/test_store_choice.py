@@ -13,6 +13,7 @@ from bot.state.cache import CachedStore
 from bot.state.memory import MemoryStore
 from bot.state.sqlite import SqliteStore
 from rag.errors import ConfigError
+from tests.commandline import run_ragbot
 
 
 async def test_sqlite_under_the_data_dir_by_default(tmp_path: Path) -> None:
@@ -44,3 +45,13 @@ async def test_a_second_server_on_the_same_data_dir_is_told_why(tmp_path: Path) 
         await open_store(second, settings)
     await first.aclose()
     await second.aclose()
+
+
+def test_ragbot_config_shows_the_store_without_its_secrets(tmp_path: Path) -> None:
+    env = {"RAGBOT_STORAGE": "redis", "RAGBOT_REDIS_URL": "redis://:hunter2@cache.internal:6380/1"}
+    result = run_ragbot("config", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "conversation state: redis cache.internal (shared by replicas)" in result.stdout
+    assert "hunter2" not in result.stdout
+    blob = run_ragbot("config", cwd=tmp_path, env={"RAGBOT_STORAGE": "blob"})
+    assert "conversation state: blob container ragbot-state ((RAGBOT_BLOB_ACCOUNT_URL missing)" in blob.stdout
