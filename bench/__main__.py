@@ -39,6 +39,12 @@ PIECES = (
         480,
     ),
     Piece(
+        "stores",
+        "bench.state_stores:rows",
+        "turns/s and p99 at 32 conversations with memory in Redis and Blob storage (Azurite) vs SQLite",
+        240,
+    ),
+    Piece(
         "streaming",
         "bench.streaming:rows",
         "first upstream token -> first streamed update on the Direct Line WebSocket",

@@ -398,7 +398,10 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="32 conversations only, 3 s per server")
     parser.add_argument(
-        "--storage", choices=("sqlite", "memory"), default="sqlite", help="ragbot's memory store"
+        "--storage",
+        choices=("sqlite", "memory"),
+        default="sqlite",
+        help="ragbot's memory store (see bench.state_stores for the shared ones)",
     )
     args = parser.parse_args()
     print(render(rows(quick=args.quick, storage=args.storage)))

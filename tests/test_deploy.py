@@ -33,10 +33,12 @@ SETTINGS_MODELS: list[type[BaseSettings]] = [
     LogSettings,
 ]
 PLATFORM_VARIABLES = {"WEBSITES_PORT", "AZURE_CLIENT_ID"}  # App Service's port; azure-identity's identity
-ROLE_IDS = {  # built-in roles: Cognitive Services OpenAI User, Search Index Data Reader, AcrPull
+ROLE_IDS = {  # built-in roles: Cognitive Services OpenAI User, Search Index Data Reader, AcrPull,
+    # Storage Blob Data Contributor
     "Microsoft.CognitiveServices/accounts": "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd",
     "Microsoft.Search/searchServices": "1407120a-92aa-4202-b7e9-c0e197c71c8f",
     "Microsoft.ContainerRegistry/registries": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "Microsoft.Storage/storageAccounts": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
 }
 
 
@@ -280,6 +282,10 @@ def test_template_declares_the_whole_deployment() -> None:
             ("Microsoft.Authorization/roleAssignments", False),
             ("Microsoft.Authorization/roleAssignments", False),
             ("Microsoft.Authorization/roleAssignments", False),
+            ("Microsoft.Authorization/roleAssignments", False),
+            ("Microsoft.Storage/storageAccounts", False),
+            ("Microsoft.Storage/storageAccounts/blobServices", False),
+            ("Microsoft.Storage/storageAccounts/blobServices/containers", False),
             ("Microsoft.Web/serverfarms", False),
             ("Microsoft.Web/sites", False),
             ("Microsoft.BotService/botServices", False),
@@ -345,6 +351,30 @@ def test_app_settings_are_variables_the_service_reads() -> None:
     assert settings["WEBSITES_PORT"] == settings["RAGBOT_PORT"] == "port"
     exposed = next(args for keyword, args in FINAL if keyword == "EXPOSE")
     assert variable("port") == exposed
+
+
+def test_several_replicas_share_state_in_blob_storage_that_only_entra_id_reaches() -> None:
+    assert re.search(r"^param replicas int = 1$", BICEP_TEXT, re.M)
+    assert "var sharedState = replicas > 1" in BICEP_TEXT
+    for name in ("storage", "blobService", "stateBlobs", "storageAccess"):
+        assert re.search(rf"^resource {name} '[^']+' = if \(sharedState\) \{{", BICEP_TEXT, re.M), name
+    storage = RESOURCES["storage"]["body"]
+    assert "allowSharedKeyAccess: false" in storage and "allowBlobPublicAccess: false" in storage
+    assert "parent: storage" in RESOURCES["blobService"]["body"]
+    assert "parent: blobService" in RESOURCES["stateBlobs"]["body"]
+    assert "name: stateContainer" in RESOURCES["stateBlobs"]["body"]
+    assert "capacity: replicas" in RESOURCES["plan"]["body"]
+    assert "storageAccess" in RESOURCES["site"]["body"] and "stateBlobs" in RESOURCES["site"]["body"]
+    block = BICEP_TEXT[BICEP_TEXT.index("var appSettings") : BICEP_TEXT.index("resource site")]
+    shared = block[block.index("sharedState") :]
+    settings = app_settings()
+    assert settings["RAGBOT_STORAGE"] == "'blob'" and "RAGBOT_STORAGE" in shared
+    assert settings["RAGBOT_BLOB_CONTAINER"] == "stateContainer"
+    assert settings["RAGBOT_BLOB_ACCOUNT_URL"] == "stateAccountUrl"
+    assert (
+        "var stateAccountUrl = 'https://${storageName}.blob.${environment().suffixes.storage}'" in BICEP_TEXT
+    )
+    assert "RAGBOT_BLOB_CONNECTION_STRING" not in settings, "Entra ID only, no key"
 
 
 def test_no_secret_in_the_template() -> None:

@@ -54,15 +54,25 @@ param appServicePlanSku string = 'B1'
 @allowed(['F0', 'S1'])
 param botSku string = 'F0'
 
+@description('Web app instances. Above 1, conversation state is kept in Blob storage (RAGBOT_STORAGE=blob), shared by all; at 1, in SQLite on the instance.')
+@minValue(1)
+@maxValue(10)
+param replicas int = 1
+
 var suffix = uniqueString(resourceGroup().id, namePrefix)
 var siteName = '${namePrefix}-${suffix}'
 var hostName = '${siteName}.azurewebsites.net'
 var port = '3978'
+var sharedState = replicas > 1
+var storageName = toLower(take(replace('${namePrefix}st${suffix}', '-', ''), 24))
+var stateContainer = 'ragbot-state'
+var stateAccountUrl = 'https://${storageName}.blob.${environment().suffixes.storage}'
 
 // Built-in role definitions (ids are the same in every tenant).
 var cognitiveServicesOpenAiUser = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
 var searchIndexDataReader = '1407120a-92aa-4202-b7e9-c0e197c71c8f'
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: '${namePrefix}-id-${suffix}'
@@ -111,12 +121,52 @@ resource registryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = if (sharedState) {
+  name: storageName
+  location: location
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = if (sharedState) {
+  parent: storage
+  name: 'default'
+}
+
+resource stateBlobs 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (sharedState) {
+  parent: blobService
+  name: stateContainer
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (sharedState) {
+  name: guid(storage.id, identity.id, storageBlobDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: '${namePrefix}-plan-${suffix}'
   location: location
   kind: 'linux'
   sku: {
     name: appServicePlanSku
+    capacity: replicas
   }
   properties: {
     reserved: true
@@ -141,7 +191,14 @@ var appSettings = concat(
     { name: 'AZURE_SEARCH_INDEX', value: searchIndex }
     { name: 'AZURE_SEARCH_QUERY_TYPE', value: searchQueryType }
   ],
-  empty(openAiEmbeddingDeployment) ? [] : [{ name: 'AZURE_OPENAI_EMBEDDING_NAME', value: openAiEmbeddingDeployment }]
+  empty(openAiEmbeddingDeployment) ? [] : [{ name: 'AZURE_OPENAI_EMBEDDING_NAME', value: openAiEmbeddingDeployment }],
+  sharedState
+    ? [
+        { name: 'RAGBOT_STORAGE', value: 'blob' }
+        { name: 'RAGBOT_BLOB_ACCOUNT_URL', value: stateAccountUrl }
+        { name: 'RAGBOT_BLOB_CONTAINER', value: stateContainer }
+      ]
+    : []
 )
 
 resource site 'Microsoft.Web/sites@2023-12-01' = {
@@ -172,6 +229,8 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
     registryAccess
     openAiAccess
     searchAccess
+    storageAccess
+    stateBlobs
   ]
 }
 
