@@ -30,7 +30,7 @@ from bot.pacing import paced
 from bot.render import can_stream, channel_kind, cite_partial, informative_text, render_error, render_reply
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
-from bot.state import StateStore, StoreUnavailable
+from bot.state import StateError, StateStore
 from bot.streamer import Streamer, StreamStopped
 from bot.typing_indicator import TypingIndicator
 from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Library, Turn
@@ -172,7 +172,7 @@ class TurnHandler:
     async def _on_message(self, activity: Activity, outbox: Outbox) -> None:
         try:
             await self._handle_message(activity, outbox)
-        except StoreUnavailable as exc:
+        except StateError as exc:  # unreachable, full, or still conflicting after every retry
             log.warning("turn not answered: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(MEMORY_DOWN))
 
@@ -336,7 +336,7 @@ class TurnHandler:
             )
         try:
             await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
-        except StoreUnavailable as exc:
+        except StateError as exc:
             log.warning("answered but not saved: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(NOT_SAVED))
 
@@ -379,7 +379,7 @@ class TurnHandler:
         key = thread_key(activity)
         try:
             rated = (await self.memory.load(key)).state.answer(reply_to)
-        except StoreUnavailable as exc:
+        except StateError as exc:
             log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
             return InvokeReply(503, {"error": "feedback cannot be saved right now"})
         record = FeedbackRecord(
@@ -393,7 +393,7 @@ class TurnHandler:
         )
         try:
             await save_feedback(self.store, with_answer(record, rated))
-        except StoreUnavailable as exc:
+        except StateError as exc:
             log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
             return InvokeReply(503, {"error": "feedback cannot be saved right now"})
         return InvokeReply(200, {})

@@ -120,6 +120,7 @@ class Azurite(Server):
             "--blobPort", str(self.port),
             "--location", str(self.directory),
             "--skipApiVersionCheck",
+            "--disableTelemetry",  # it would report to Microsoft by default: nothing leaves this machine
             "--silent",
         ]  # fmt: skip
 
