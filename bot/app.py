@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
+import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
 from bot.headers import hardening_headers
+from bot.http_limits import protocol_factory, request_deadlines
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
 from bot.turns import SOURCES_PREFIX, TurnHandler, TurnTiming
@@ -101,7 +105,9 @@ def create_app(
     """The whole service; `storage` defaults to `RAGBOT_STORAGE`, `timing` to Teams' stream pacing."""
     if not settings.auth_enabled:
         log.warning(AUTH_OFF_WARNING)
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[request_deadlines(settings.body_timeout)]
+    )
     store = storage if storage is not None else build_store(settings)
     adapter = RagbotAdapter(settings, auth_overrides)
     app[SETTINGS] = settings
@@ -156,9 +162,59 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+class ListenError(Exception):
+    """The server cannot listen where it was asked to (the port is taken, the address is not this
+    machine's, the port needs privileges); the message says what to do."""
+
+
+HINTS = {
+    errno.EADDRINUSE: "the port is already in use (another ragbot serve?): stop that process or choose "
+    "another port with --port or RAGBOT_PORT",
+    errno.EACCES: "permission denied (ports below 1024 need privileges): choose a port above 1024 with "
+    "--port or RAGBOT_PORT",
+    errno.EADDRNOTAVAIL: "this machine has no such address: use 127.0.0.1, 0.0.0.0 or one of its own "
+    "addresses with --host or RAGBOT_HOST",
+}
+
+
 def serve(app: web.Application, host: str, port: int, *, access_log: logging.Logger | None = None) -> None:
-    """Serve `app` until interrupted (what `ragbot serve` does; the throughput bench runs the same).
+    """Serve `app` until SIGINT or SIGTERM (what `ragbot serve` does; the throughput bench runs the
+    same), with the read deadlines and the per-client connection cap of `bot.http_limits`. Raises
+    ListenError, before the app starts, when the address cannot be listened on.
 
     This owns the process, so it also tunes the process: uvloop, and the collector (`tune_gc`)."""
     app.on_startup.append(tune_gc)
-    web.run_app(app, host=host, port=port, print=None, access_log=access_log, loop=new_event_loop())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(app, host, port, access_log))
+
+
+async def _serve(app: web.Application, host: str, port: int, access_log: logging.Logger | None) -> None:
+    loop = asyncio.get_running_loop()
+    runner = web.AppRunner(app, access_log=access_log)
+    connection = protocol_factory(runner, app[SETTINGS], access_log=access_log)
+    try:
+        server = await loop.create_server(connection, host, port, start_serving=False)
+    except OSError as exc:
+        raise _listen_error(host, port, exc) from None
+    stop = asyncio.Event()
+    with suppress(NotImplementedError):  # Windows: Ctrl+C still ends the run (KeyboardInterrupt)
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await runner.setup()
+        try:
+            await server.start_serving()
+        except OSError as exc:
+            raise _listen_error(host, port, exc) from None
+        log.info("serving on http://%s:%d/ (bot endpoint /api/messages)", host, port)
+        await stop.wait()
+    finally:
+        server.close()
+        await runner.cleanup()
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> ListenError:
+    reason = HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+    if isinstance(exc, socket.gaierror):
+        reason = f"{host!r} is not a known host name: use an address, such as 127.0.0.1 or 0.0.0.0"
+    return ListenError(f"cannot listen on {host}:{port}: {reason}")

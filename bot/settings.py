@@ -99,6 +99,15 @@ class BotSettings(BaseSettings):
         default=50, ge=1, le=1000, validation_alias="RAGBOT_DIRECTLINE_CONVERSATIONS_PER_CLIENT"
     )
     """Local Direct Line: live conversations of one client; a new one ends that client's oldest."""
+    header_timeout: float = Field(default=10.0, gt=0, le=300, validation_alias="RAGBOT_HEADER_TIMEOUT")
+    """Seconds a client has to send a request's headers; then the connection is closed."""
+    body_timeout: float = Field(default=30.0, gt=0, le=3600, validation_alias="RAGBOT_BODY_TIMEOUT")
+    """Seconds a client has to send a request's body after its headers; then 408 and closed."""
+    max_connections_per_client: int = Field(
+        default=256, ge=0, le=1_000_000, validation_alias="RAGBOT_MAX_CONNECTIONS_PER_CLIENT"
+    )
+    """Open connections one client (IPv4 address, IPv6 /64) may hold; 0: no cap (behind a proxy that
+    already caps, since every connection then comes from the proxy's address)."""
     frame_ancestors: str = Field(
         default="'self'",
         description="who may embed the web chat page in a frame: CSP sources, e.g. 'self' https://intranet.contoso.com",

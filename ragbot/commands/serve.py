@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
-from bot.app import create_app, serve
+from bot.app import ListenError, create_app, serve
 from rag.factory import build_answerer
 from rag.settings import choose_backend
 from ragbot.commands._common import init
@@ -34,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
     log.info("conversation memory: %s storage", bot.storage)
     app = create_app(bot, build_answerer(settings.rag))
-    log.info("serving on http://%s:%d/ (bot endpoint /api/messages)", host, port)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    serve(app, host, port, access_log=access_log)
+    try:
+        serve(app, host, port, access_log=access_log)
+    except ListenError as exc:
+        print(f"ragbot serve: {exc}", file=sys.stderr)
+        return 2
     return 0

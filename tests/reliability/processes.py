@@ -75,3 +75,35 @@ class BotProcess:
         if self.process.returncode is None:
             os.kill(self.process.pid, signal.SIGKILL)
         await self.process.wait()
+
+
+async def start_serve(env: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """`ragbot serve --access-log` on a free loopback port with exactly `env`, its output into `log` (whose
+    folder is its working directory); returns once it answers /healthz."""
+    port = free_port()
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ragbot",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--access-log",
+            cwd=log.parent,
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    url = f"http://{HOST}:{port}"
+    await wait_healthy(process, url)
+    return process, url
+
+
+async def logged(log: Path, needle: str) -> None:
+    """Wait (10 s at most) until a server's log file holds `needle`."""
+    async with asyncio.timeout(10):
+        while needle not in await asyncio.to_thread(log.read_text, errors="replace"):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # another process writes the file: no event to wait on

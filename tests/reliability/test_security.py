@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, 
 from tests.azure.azure_fake import Reply
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import FakeConnector, activity
-from tests.reliability.processes import free_port, wait_healthy
+from tests.reliability.processes import logged, start_serve
 from tests.reliability.upstream import OPENAI_KEY, SEARCH_KEY, Upstream, oyd_settings
 
 pytestmark = pytest.mark.reliability
@@ -215,35 +214,6 @@ def echo_secrets(body: Any, headers: dict[str, str]) -> Reply:
     if "question 1" in question:
         return Reply(status=400, body={"error": {"message": f"Invalid data source: {quoted}"}})
     return Reply(status=500, body={"error": {"message": quoted}})
-
-
-async def start_serve(env: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ragbot",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--access-log",
-            cwd=log.parent,
-            env=env,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(process, url)
-    return process, url
-
-
-async def logged(log: Path, needle: str) -> None:
-    async with asyncio.timeout(10):
-        while needle not in await asyncio.to_thread(log.read_text, errors="replace"):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # another process writes the file: no event to wait on
 
 
 async def web_chat_turn(session: aiohttp.ClientSession, url: str, text: str) -> list[str]:
