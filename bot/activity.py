@@ -21,16 +21,18 @@ _SPACES = re.compile(r"[ \t]+")
 MAX_ID = 1024
 """Ids go into reply URLs (`/v3/conversations/{id}/activities/{replyToId}`); real ones are far shorter."""
 MAX_TEXT = 100_000
+NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""Ids end up in URLs: a control character (`"\\n"`) makes a URL no channel can route."""
 
 
 class _Account(BaseModel):
-    id: str = Field(min_length=1, max_length=MAX_ID)
+    id: str = Field(min_length=1, max_length=MAX_ID, pattern=NO_CONTROLS)
     name: str | None = None
     aadObjectId: str | None = Field(default=None, max_length=MAX_ID)
 
 
 class _Conversation(BaseModel):
-    id: str = Field(min_length=1, max_length=MAX_ID)
+    id: str = Field(min_length=1, max_length=MAX_ID, pattern=NO_CONTROLS)
     conversationType: str | None = None
     tenantId: str | None = Field(default=None, max_length=MAX_ID)
 
@@ -40,15 +42,15 @@ class InboundActivity(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
     type: str = Field(min_length=1, max_length=100)
-    id: str | None = Field(default=None, max_length=MAX_ID)
-    channelId: str = Field(min_length=1, max_length=100)
+    id: str | None = Field(default=None, max_length=MAX_ID, pattern=NO_CONTROLS)
+    channelId: str = Field(min_length=1, max_length=100, pattern=NO_CONTROLS)
     serviceUrl: str = Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s/?#]+")
     conversation: _Conversation
     from_: _Account = Field(alias="from")
     recipient: _Account | None = None
     text: str | None = Field(default=None, max_length=MAX_TEXT)
     name: str | None = None
-    replyToId: str | None = Field(default=None, max_length=MAX_ID)
+    replyToId: str | None = Field(default=None, max_length=MAX_ID, pattern=NO_CONTROLS)
     deliveryMode: str | None = None
     locale: str | None = Field(default=None, max_length=100)
     entities: list[dict[str, Any]] | None = None

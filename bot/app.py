@@ -15,8 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.adapter import MAX_BODY_BYTES, RagbotAdapter
 from bot.headers import hardening_headers
+from bot.hosts import Host, build_host
+from bot.hosts.endpoint import MAX_BODY_BYTES, process
 from bot.http_limits import protocol_factory, request_deadlines
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 ANSWERER: web.AppKey[Answerer] = web.AppKey("answerer", Answerer)
 SETTINGS: web.AppKey[BotSettings] = web.AppKey("settings", BotSettings)
-ADAPTER: web.AppKey[RagbotAdapter] = web.AppKey("adapter", RagbotAdapter)
+HOST: web.AppKey[Host] = web.AppKey("host", Host)
 TURNS: web.AppKey[TurnHandler] = web.AppKey("turns", TurnHandler)
 
 AUTH_OFF_WARNING = (
@@ -66,12 +67,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def messages(request: web.Request) -> web.Response:
     """`POST /api/messages`: the Bot Framework endpoint."""
-    return await request.app[ADAPTER].process_request(request, request.app[TURNS])
+    return await process(request, request.app[HOST], request.app[TURNS])
 
 
 async def _warm_up(app: web.Application) -> None:
     """Load the tokenizer (memory's token budget) before the first turn rather than during it."""
     await asyncio.to_thread(tokenizer)
+
+
+async def _start_host(app: web.Application) -> None:
+    """Fetch the inbound signing keys in the background now, not during the first turn."""
+    app[HOST].start()
 
 
 async def _readiness(app: web.Application) -> AsyncIterator[None]:
@@ -109,10 +115,10 @@ def create_app(
         client_max_size=MAX_BODY_BYTES, middlewares=[request_deadlines(settings.body_timeout)]
     )
     store = storage if storage is not None else build_store(settings)
-    adapter = RagbotAdapter(settings, auth_overrides)
+    host = build_host(settings, auth_overrides)
     app[SETTINGS] = settings
     app[ANSWERER] = answerer
-    app[ADAPTER] = adapter
+    app[HOST] = host
     app[TURNS] = TurnHandler(settings, answerer, store, timing=timing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -126,10 +132,11 @@ def create_app(
         await open_store(store, settings)  # unusable: a ConfigError, so `ragbot serve` exits 2 saying why
 
     app.on_startup.append(open_state)
+    app.on_startup.append(_start_host)
     app.cleanup_ctx.append(_readiness)
 
     async def close(app: web.Application) -> None:
-        await adapter.close()
+        await host.close()
         await app[ANSWERER].aclose()
         if storage is None:
             await store.aclose()

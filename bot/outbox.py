@@ -7,7 +7,7 @@ import uuid
 from typing import Protocol
 
 from bot.activity import Activity, addressed_reply
-from bot.connector import ChannelConnector
+from bot.hosts.connector import ChannelConnector
 
 _PREFIX = uuid.uuid4().hex[:12]
 _IDS = itertools.count(1)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AppType = Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"]
@@ -15,6 +15,10 @@ CSP_SOURCE = re.compile(
     re.IGNORECASE,
 )
 """One CSP host source (`https://*.contoso.com:443/path`), scheme source (`https:`) or keyword."""
+AGENTS_CONNECTION = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+"""The Agents SDK's names for the bot's registration (its samples' `.env`)."""
+AGENTS_AUTH_TYPES = {"clientsecret": "ClientSecret", "usermanagedidentity": "UserManagedIdentity"}
+MULTI_TENANT_TENANTS = ("", "botframework.com", "common", "organizations")
 
 
 class BotSettings(BaseSettings):
@@ -32,6 +36,15 @@ class BotSettings(BaseSettings):
     app_tenant_id: str = Field(
         default="", validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
     )
+    bot_host: Literal["botbuilder", "agents"] = Field(
+        default="botbuilder", validation_alias="RAGBOT_BOT_HOST"
+    )
+    agents_client_id: str = Field(default="", validation_alias=f"{AGENTS_CONNECTION}CLIENTID")
+    agents_client_secret: SecretStr = Field(
+        default=SecretStr(""), validation_alias=f"{AGENTS_CONNECTION}CLIENTSECRET"
+    )
+    agents_tenant_id: str = Field(default="", validation_alias=f"{AGENTS_CONNECTION}TENANTID")
+    agents_auth_type: str = Field(default="", validation_alias=f"{AGENTS_CONNECTION}AUTHTYPE")
     host: str = Field(default="127.0.0.1", validation_alias="RAGBOT_HOST")
     port: int = Field(default=3978, ge=1, le=65535, validation_alias="RAGBOT_PORT")
     public_hostname: str | None = Field(default=None, validation_alias="RAGBOT_PUBLIC_HOSTNAME")
@@ -137,6 +150,57 @@ class BotSettings(BaseSettings):
                 "'self' https://intranet.contoso.com https://*.sharepoint.com ('none': nobody)"
             )
         return " ".join(sources)
+
+    @model_validator(mode="after")
+    def _agents_names(self) -> BotSettings:
+        """With `RAGBOT_BOT_HOST=agents` the Agents SDK's names count too; where both name a value
+        they must agree (a half-migrated configuration must not pick one silently)."""
+        if self.bot_host != "agents":
+            return self
+        pairs = (
+            ("app_id", "MicrosoftAppId", self.agents_client_id, "CLIENTID"),
+            (
+                "app_password",
+                "MicrosoftAppPassword",
+                self.agents_client_secret.get_secret_value(),
+                "CLIENTSECRET",
+            ),
+            ("app_tenant_id", "MicrosoftAppTenantId", self.agents_tenant_id, "TENANTID"),
+        )
+        for field, ours, theirs, name in pairs:
+            value = getattr(self, field)
+            current = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if current and theirs and current != theirs:
+                raise ValueError(f"{ours} and {AGENTS_CONNECTION}{name} are both set and disagree: set one")
+            if theirs and not current:
+                setattr(self, field, SecretStr(theirs) if isinstance(value, SecretStr) else theirs)
+        if self.agents_auth_type:
+            auth_type = AGENTS_AUTH_TYPES.get(self.agents_auth_type.lower())
+            if auth_type is None:
+                raise ValueError(
+                    f"{AGENTS_CONNECTION}AUTHTYPE={self.agents_auth_type!r} is not supported here "
+                    f"(use one of {', '.join(AGENTS_AUTH_TYPES.values())})"
+                )
+            if auth_type == "UserManagedIdentity":
+                implied: AppType = "UserAssignedMSI"
+            elif self.app_tenant_id.lower() in MULTI_TENANT_TENANTS:
+                implied = "MultiTenant"
+            else:
+                implied = "SingleTenant"
+            if "app_type" in self.model_fields_set and self.app_type != implied:
+                raise ValueError(
+                    f"MicrosoftAppType={self.app_type} and {AGENTS_CONNECTION}AUTHTYPE="
+                    f"{self.agents_auth_type} (tenant {self.app_tenant_id or 'none'}) disagree: set one"
+                )
+            self.app_type = implied
+        return self
+
+    @property
+    def inbound_tenant_id(self) -> str:
+        """The tenant whose own Entra tokens are accepted (single-tenant and managed identity)."""
+        if self.app_type == "MultiTenant" or self.app_tenant_id.lower() in MULTI_TENANT_TENANTS:
+            return ""
+        return self.app_tenant_id
 
     @property
     def auth_enabled(self) -> bool:

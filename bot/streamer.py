@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.activity import Activity
-from bot.connector import ConnectorError
+from bot.hosts.errors import OutboxError
 from bot.outbox import Outbox
 from bot.render import stream_chunk, stream_final, stream_informative
 
@@ -74,7 +74,7 @@ class Streamer:
         self._closing.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StreamStopped, ConnectorError):
+            with contextlib.suppress(asyncio.CancelledError, StreamStopped, OutboxError):
                 await self._task
 
     async def _updates(self) -> None:
@@ -111,7 +111,7 @@ class Streamer:
     async def _send(self, activity: Activity) -> str | None:
         try:
             return await self._outbox.send(activity)
-        except ConnectorError as exc:
+        except OutboxError as exc:
             if exc.status == 403:
                 raise StreamStopped(exc.detail) from exc
             raise

@@ -10,7 +10,8 @@ import jwt
 import pytest
 from aiohttp import web
 
-from bot.connector import ChannelConnector, ConnectorError, TokenCache
+from bot.hosts.connector import ChannelConnector, TokenCache
+from bot.hosts.errors import OutboxError
 
 
 def make_token(exp: float) -> str:
@@ -29,7 +30,7 @@ async def test_token_is_reused_until_close_to_expiry() -> None:
     clock = Clock()
     fetched: list[str] = []
 
-    def fetch() -> str:
+    async def fetch() -> str:
         fetched.append(make_token(clock.now + 3600))
         return fetched[-1]
 
@@ -46,7 +47,7 @@ async def test_opaque_tokens_are_refreshed_after_a_while() -> None:
     clock = Clock()
     calls = 0
 
-    def fetch() -> str:
+    async def fetch() -> str:
         nonlocal calls
         calls += 1
         return f"opaque-{calls}"
@@ -71,7 +72,11 @@ async def test_connector_sends_bearer_and_refreshes_once_on_401(aiohttp_server: 
     app.router.add_post("/v3/conversations/{c}/activities/{r}", post)
     server = await aiohttp_server(app)
     tokens = iter(["tok-1", "tok-2"])
-    cache = TokenCache(lambda: next(tokens), clock=time.time)
+
+    async def fetch() -> str:
+        return next(tokens)
+
+    cache = TokenCache(fetch, clock=time.time)
     async with aiohttp.ClientSession() as session:
         connector = ChannelConnector(session, str(server.make_url("/")), cache)
         reply = {"type": "message", "conversation": {"id": "19:x;messageid=1"}, "replyToId": "1"}
@@ -87,9 +92,9 @@ async def test_connector_errors_are_typed(aiohttp_server: Any) -> None:
     app.router.add_post("/v3/conversations/{c}/activities", post)
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(ConnectorError) as refused:
+        with pytest.raises(OutboxError) as refused:
             await ChannelConnector(session, str(server.make_url("/"))).send({"conversation": {"id": "c"}})
         assert refused.value.status == 403
-        with pytest.raises(ConnectorError) as unreachable:
+        with pytest.raises(OutboxError) as unreachable:
             await ChannelConnector(session, "http://127.0.0.1:9/").send({"conversation": {"id": "c"}})
         assert unreachable.value.status == 0

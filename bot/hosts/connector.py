@@ -2,7 +2,8 @@
 
 botbuilder's stock path builds a msrest `ConnectorClient` per turn and posts with blocking `requests`
 in a thread pool; here one client per serviceUrl is reused, replies are posted as JSON with aiohttp,
-and the token is fetched (in a thread: msal blocks) only when the cached one is close to expiry.
+and the token is fetched (by the host's SDK, off the event loop) only when the cached one is close to
+expiry. A token that cannot be had within `TOKEN_DEADLINE_S` is a :class:`CredentialError`.
 """
 
 from __future__ import annotations
@@ -10,26 +11,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import jwt
 
+from bot.hosts.errors import CredentialError, OutboxError
+
 TOKEN_MARGIN_S = 300.0
 """Refresh this long before `exp`, so a token never expires in flight."""
 FALLBACK_TOKEN_LIFETIME_S = 600.0
 """Used when a token is not a JWT with `exp` (then it is refreshed every ten minutes)."""
-
-
-class ConnectorError(Exception):
-    """The channel refused or failed a send; `status` 0 means it could not be reached."""
-
-    def __init__(self, status: int, detail: str = "") -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"connector answered {status}: {detail[:200]}" if status else detail)
+TOKEN_DEADLINE_S = 10.0
+"""MSAL's own HTTP calls have no deadline; a reply waits no longer than this for its token."""
+RETRY_FETCH_AFTER_S = 5.0
+"""After a failed fetch, replies waiting for a token fail at once for this long (no queue of fetches)."""
+MAX_RETRY_AFTER_S = 60.0
 
 
 class TokenCache:
@@ -37,25 +37,44 @@ class TokenCache:
 
     def __init__(
         self,
-        fetch: Callable[[], str],
+        fetch: Callable[[], Awaitable[str]],
         *,
         margin: float = TOKEN_MARGIN_S,
+        deadline: float = TOKEN_DEADLINE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._fetch = fetch
         self._margin = margin
+        self._deadline = deadline
         self._clock = clock
         self._token: str | None = None
         self._refresh_at = 0.0
+        self._failed: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> str:
+        """The cached token or a new one; raises CredentialError when none can be had."""
         if self._token and self._clock() < self._refresh_at:
             return self._token
         async with self._lock:
             if self._token and self._clock() < self._refresh_at:
                 return self._token
-            token = await asyncio.to_thread(self._fetch)
+            if self._failed is not None and self._clock() - self._failed[0] < RETRY_FETCH_AFTER_S:
+                raise CredentialError(self._failed[1])
+            try:
+                async with asyncio.timeout(self._deadline):
+                    token = await self._fetch()
+                if not token:
+                    raise ValueError("the token endpoint gave no token")
+            except Exception as exc:  # DNS, the token endpoint's error, MSAL's: the SDKs raise anything
+                reason = (
+                    f"no token within {self._deadline:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else f"{type(exc).__name__}: {exc}"[:300]
+                )
+                self._failed = (self._clock(), reason)
+                raise CredentialError(reason) from exc
+            self._failed = None
             self._token, self._refresh_at = token, self._expiry(token) - self._margin
             return token
 
@@ -103,12 +122,30 @@ class ChannelConnector:
                         self._token.invalidate()
                         continue
                     if response.status >= 400:
-                        raise ConnectorError(response.status, await response.text())
+                        raise OutboxError(
+                            response.status,
+                            (await response.content.read(2000)).decode("utf-8", "replace"),
+                            _retry_after(response.headers.get("Retry-After")),
+                        )
                     body = await response.read()
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise ConnectorError(0, f"cannot reach {self.service_url}: {exc!r}") from exc
+                raise OutboxError(0, f"cannot reach {self.service_url}: {exc!r}") from exc
             return _activity_id(body)
-        raise ConnectorError(401, "the channel refused the bot's token twice")
+        raise OutboxError(401, "the channel refused the bot's token twice")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), at most `MAX_RETRY_AFTER_S`."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def _activity_id(body: bytes) -> str | None:
