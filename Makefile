@@ -11,7 +11,7 @@ AZURITE := build/azurite/node_modules/.bin/azurite-blob
 DATA_DIR ?= data
 SAMPLE_INDEX := $(DATA_DIR)/index.sqlite
 
-.PHONY: run test lint typecheck pytest eval bench install install-dev webchat chromium redis azurite sample-index clean
+.PHONY: run test lint typecheck pytest fuzz eval bench install install-dev webchat chromium redis azurite sample-index clean
 
 run: install webchat sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/ragbot serve
@@ -71,6 +71,11 @@ typecheck: install-dev
 
 pytest: install-dev
 	$(BIN)/pytest -q
+
+# The fuzz suites as `make test` runs them (derandomized, reproducible), but random and with ten times
+# the examples (tests/fuzzing.py): run it now and then to look for new failures.
+fuzz: install-dev
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -m reliability tests/reliability
 
 eval: install sample-index
 	RAGBOT_DATA_DIR=$(DATA_DIR) $(BIN)/python -m bench.eval

@@ -9,6 +9,7 @@ aiohttp session, one connector per serviceUrl, tokens cached until near expiry.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from bot.activity import Activity
 from bot.hosts.connector import ChannelConnector, TokenCache
 from bot.hosts.openid import OpenIdCache
 from bot.hosts.tokens import InboundAuth, TokenValidator
+
+# MSAL fetches tokens with `requests`, whose urllib3 logs a WARNING per retried connection; a failed
+# token fetch is reported once, by the endpoint, with the reason.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 MAX_CONNECTORS = 256
 """serviceUrls are few (one per channel and region); the cap only bounds what a flood could add."""

@@ -51,9 +51,17 @@ async def connector(aiohttp_server: Any) -> tuple[FakeConnector, str]:
     return fake, str(server.make_url("")).rstrip("/") + "/"
 
 
+@pytest.fixture(params=["botbuilder", "agents"])
+def bot_host(request: pytest.FixtureRequest) -> str:
+    """Every app the suites build runs once on each host (`RAGBOT_BOT_HOST`)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path: Path) -> MakeBot:
-    """Build the app with settings overrides; the answerer and storage can be swapped."""
+def make_bot(
+    aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path: Path, bot_host: str
+) -> MakeBot:
+    """Build the app on `bot_host` with settings overrides; the answerer and storage can be swapped."""
 
     async def make(
         answerer: FakeAnswerer | None = None,
@@ -64,7 +72,7 @@ def make_bot(aiohttp_client: Any, connector: tuple[FakeConnector, str], tmp_path
         **overrides: Any,
     ) -> Bot:
         fake, service_url = connector
-        settings = BotSettings(_env_file=None, data_dir=tmp_path, **overrides)
+        settings = BotSettings(_env_file=None, data_dir=tmp_path, bot_host=bot_host, **overrides)
         answerer = answerer or FakeAnswerer()
         app = create_app(
             settings,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.bot.conftest import connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
+from tests.bot.conftest import bot_host, connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
 from tests.loopback import serve
 from tests.reliability.upstream import Upstream
 

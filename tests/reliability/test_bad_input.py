@@ -15,13 +15,14 @@ import jwt
 import pytest
 from aiohttp.http_exceptions import HttpProcessingError
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from bot.web import LOCAL_DIRECT_LINE
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import activity
 from tests.bot.test_bot_http import APP_ID, ISSUER, SERVICE_URL, OpenIdServer, auth_overrides, signing, token
+from tests.fuzzing import fuzz_settings
 from tests.reliability.activities import (
     JSON_VALUES,
     ODD_TEXT,
@@ -35,9 +36,8 @@ pytestmark = pytest.mark.reliability
 
 __all__ = ["signing"]  # the bot suite's OpenID fixture, used here as is
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
+FUZZ = fuzz_settings(
+    200,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from rag.azure.on_your_data import OnYourDataAnswerer
@@ -29,6 +29,7 @@ from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, 
 from tests.azure.azure_fake import Reply
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import FakeConnector, activity
+from tests.fuzzing import fuzz_settings
 from tests.reliability.processes import logged, start_serve
 from tests.reliability.upstream import OPENAI_KEY, SEARCH_KEY, Upstream, oyd_settings
 
@@ -64,9 +65,8 @@ SPOOFED_FIELDS: dict[str, Any] = {
     "entities": [{"type": "groups", "groups": [SECRET_GROUP]}],
     "value": {"groups": [SECRET_GROUP]},
 }
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
+FUZZ = fuzz_settings(
+    150,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 USER_TEXT = st.one_of(
