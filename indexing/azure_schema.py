@@ -78,6 +78,7 @@ def build_index(spec: IndexSpec, *, vectorizer_key: str | None = None) -> Search
             spec.last_modified_field, SearchFieldDataType.DATE_TIME_OFFSET, filterable=True, sortable=True
         ),
         _field(spec.hash_field, filterable=True),
+        _field(spec.root_field, filterable=True),
     ]
     if spec.groups_field:
         fields.append(_field(spec.groups_field, "Collection(Edm.String)", filterable=True))

@@ -4,7 +4,9 @@ How a file's content hash is kept: on its first chunk (`chunk_id` '0'), which is
 the file's other chunks are uploaded and its stale chunks deleted. So a file whose upload failed half-way
 still shows its old hash (or none) and is redone on the next run, and listing the hashes of every file is
 one filtered query (`chunk_id eq '0'`). A file that yields no chunks is not remembered, and is re-read
-(but not rewritten) on every run.
+(but not rewritten) on every run. Every chunk carries the file's root (`source_root`, the absolute folder
+its filepath is relative to); a file indexed before that field existed gets it on its first chunk when a
+run recognises it (a merge, nothing re-uploaded).
 
 Uploads go in batches within the service limits (1000 documents, 16 MB a request), several in flight;
 a request answered 429/503 (or lost) and a document answered 409/422/429/503 are retried with backoff,
@@ -33,7 +35,7 @@ from azure.search.documents.indexes.aio import SearchIndexClient
 from azure.search.documents.models import IndexDocumentsBatch
 
 from indexing.azure_schema import build_index, filepath_field
-from indexing.targets import FileWrite, Tick, WriteOutcome
+from indexing.targets import FileWrite, Indexed, Tick, WriteOutcome
 from rag.azure.retry import backoff
 from rag.azure.security import odata_string
 from rag.documents import Chunk
@@ -55,7 +57,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # "upload" or "delete"
+    kind: str  # "upload", "merge" or "delete"
     filepath: str
     document: dict[str, Any]
     size: int
@@ -92,6 +94,7 @@ class AzureSearchTarget:
         self._indexes = SearchIndexClient(endpoint, credential, **sdk)
         self._docs = SearchClient(endpoint, spec.name, credential, **sdk)
         self._hashes: dict[str, str] = {}
+        self._first_chunks: dict[str, str] = {}  # filepath -> key of its first chunk (where the hash is)
 
     @classmethod
     def with_key(cls, spec: IndexSpec, endpoint: str, key: str, **options: Any) -> AzureSearchTarget:
@@ -120,16 +123,36 @@ class AzureSearchTarget:
             raise
         log.info("index %s is ready", self.spec.name)
 
-    async def file_hashes(self) -> dict[str, str]:
+    async def indexed(self) -> dict[str, Indexed]:
         spec = self.spec
+        fields = [spec.key_field, self.filepath, spec.hash_field, spec.root_field]
         try:
-            rows = await self._scan(
-                f"{spec.chunk_id_field} eq '0'", self.filepath, [self.filepath, spec.hash_field]
-            )
+            try:
+                rows = await self._scan(f"{spec.chunk_id_field} eq '0'", self.filepath, fields)
+            except HttpResponseError as exc:
+                if exc.status_code != 400:
+                    raise
+                # an index made before the root field (a dry run does not update the schema)
+                rows = await self._scan(f"{spec.chunk_id_field} eq '0'", self.filepath, fields[:-1])
         except ResourceNotFoundError:
             rows = []  # no index yet: every file is new
         self._hashes = {row[self.filepath]: row.get(spec.hash_field) or "" for row in rows}
-        return dict(self._hashes)
+        self._first_chunks = {row[self.filepath]: row[spec.key_field] for row in rows}
+        return {
+            row[self.filepath]: Indexed(row.get(spec.hash_field) or "", row.get(spec.root_field))
+            for row in rows
+        }
+
+    async def set_roots(self, roots: dict[str, str]) -> None:
+        actions = [
+            Action(
+                "merge", path, {self.spec.key_field: self._first_chunks[path], self.spec.root_field: root}, 0
+            )
+            for path, root in roots.items()
+            if path in self._first_chunks
+        ]
+        for path, reason in (await self._run(actions, lambda n: None)).items():
+            log.warning("could not record the folder of %s: %s", path, reason)
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -145,7 +168,7 @@ class AzureSearchTarget:
                 continue
             for index, chunk in enumerate(item.chunks):
                 vector = item.vectors[index] if item.vectors is not None else None
-                action = self._upload(chunk, vector)
+                action = self._upload(chunk, vector, item.root)
                 (markers if chunk.chunk_id == "0" else body).append(action)
         failed = await self._run(body, tick)
         stale = [
@@ -194,7 +217,7 @@ class AzureSearchTarget:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _upload(self, chunk: Chunk, vector: Any) -> Action:
+    def _upload(self, chunk: Chunk, vector: Any, root: str | None) -> Action:
         spec = self.spec
         doc: dict[str, Any] = {
             spec.key_field: chunk.id,
@@ -204,6 +227,7 @@ class AzureSearchTarget:
             spec.page_field: chunk.page,
             spec.last_modified_field: chunk.last_modified,
             spec.hash_field: chunk.content_hash,
+            spec.root_field: root,
         }
         if spec.title_field:
             doc[spec.title_field] = chunk.title
@@ -293,6 +317,8 @@ class AzureSearchTarget:
             for action in pending:
                 if action.kind == "upload":
                     request.add_upload_actions([action.document])
+                elif action.kind == "merge":
+                    request.add_merge_actions([action.document])
                 else:
                     request.add_delete_actions([action.document])
             last_try = attempt == self.retries

@@ -2,6 +2,19 @@
 
 Files are processed in groups of a few hundred chunks so embeddings are computed in large batches (one
 model call per group) while memory stays bounded however big the folder is.
+
+Which indexed file a file on disk is: the index keeps each file's `filepath` (relative, what citations
+show and chunk ids derive from) and its root (the absolute folder that filepath is relative to), so the
+file at root/filepath keeps its name and ids whichever folder a run is given: indexing `docs/it` after
+`docs` updates `it/vpn.md`, it does not add a `vpn.md`. A new file under the root of files already
+indexed is named relative to that root. Removal is scoped: a run removes only indexed files whose
+root/filepath lies under the folders it was given and that are gone, and more than half of the index
+only with `prune` (else `PruneRefused`, before anything is written).
+
+An index built before roots were kept: each of its files is recognised by the file on disk whose path
+ends with its filepath (the longest such), keeps its name and ids and learns its root (no re-embedding);
+one the run did not find is removed only when it would lie under the run's folders, placed at a root
+learnt in the same run. So a run over the original folder adopts the whole index as before.
 """
 
 from __future__ import annotations
@@ -11,7 +24,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -23,8 +36,8 @@ from indexing.chunking import Chunker
 from indexing.documents import Document, LoadError
 from indexing.loaders import iso_utc, load
 from indexing.progress import Bar, Progress
-from indexing.sources import SourceFile, content_hash, discover
-from indexing.targets import FileWrite, Target, WriteOutcome
+from indexing.sources import Discovery, SourceFile, content_hash, discover
+from indexing.targets import FileWrite, Indexed, Target, WriteOutcome
 from rag.documents import Chunk
 from rag.embedding import Embedder
 from rag.errors import AuthError, ConfigError, DataSourceError, RagError
@@ -59,6 +72,17 @@ class IndexSummary(BaseModel):
     files_deleted: int = 0
     skipped: list[str] = Field(default_factory=list, description="paths of the files that are not documents")
     warnings: list[str] = Field(default_factory=list, description="what was repaired to read a file")
+
+
+class PruneRefused(RagError):
+    """The run would remove more than half of the index, and `prune` was not given."""
+
+
+@dataclass
+class _Plan:
+    changed: list[SourceFile]  # named as in the index, with their root
+    gone: list[str]  # filepaths to remove
+    adopted: dict[str, str]  # unchanged files indexed before roots were kept -> their root
 
 
 @dataclass
@@ -130,61 +154,123 @@ class Indexer:
         self.embed_concurrency = embed_concurrency
 
     async def run(
-        self, roots: Sequence[Path], *, recreate: bool = False, dry_run: bool = False
+        self, roots: Sequence[Path], *, recreate: bool = False, dry_run: bool = False, prune: bool = False
     ) -> IndexSummary:
         started = time.monotonic()
         summary = IndexSummary(target=self.target.name, dry_run=dry_run)
         await self.target.prepare(recreate=recreate, dry_run=dry_run)
-        known = await self.target.file_hashes()
-        changed, gone = self._plan(roots, known, summary)
-        await self._index(changed, known, summary, dry_run)
-        summary.files_deleted = len(gone)
-        if gone and not dry_run:
-            self._tally(await self.target.delete(gone), summary, count_files=False)
+        known = await self.target.indexed()
+        plan = self._plan(roots, known, summary)
+        if len(plan.gone) * 2 > len(known) and not prune:
+            refusal = (
+                f"this run would remove {len(plan.gone)} of the {len(known)} files in the index "
+                f"(e.g. {', '.join(plan.gone[:3])}): pass --prune to remove them, or index the folder they "
+                "came from"
+            )
+            if not dry_run:
+                raise PruneRefused(refusal)
+            log.warning("%s", refusal)
+        await self._index(plan.changed, known, summary, dry_run)
+        summary.files_deleted = len(plan.gone)
         if not dry_run:
+            if plan.adopted:
+                await self.target.set_roots(plan.adopted)
+            if plan.gone:
+                self._tally(await self.target.delete(plan.gone), summary, count_files=False)
             await self.target.finish()
         summary.files_skipped = summary.files_unchanged + summary.files_unsupported
         summary.files_failed = len(summary.errors)
         summary.seconds = round(time.monotonic() - started, 3)
         return summary
 
-    def _plan(
-        self, roots: Sequence[Path], known: dict[str, str], summary: IndexSummary
-    ) -> tuple[list[SourceFile], list[str]]:
-        """(files to index, filepaths to remove), comparing each file's hash with the index's."""
+    def _plan(self, roots: Sequence[Path], known: dict[str, Indexed], summary: IndexSummary) -> _Plan:
+        """Files to index, files to remove, roots to record, comparing each file's hash with the index's."""
         found = discover(list(roots))
         summary.files_seen = len(found.files) + len(found.skipped)
         summary.files_unsupported = len(found.skipped)
         summary.skipped = [str(path) for path in found.skipped]
         summary.errors += [FileError(path=p, reason=r) for p, r in found.errors]
-        changed: list[SourceFile] = []
-        for source in found.files:
+        sources, learnt = self._identify(found, known, summary)
+        plan = _Plan([], [], {})
+        for source in sources:
             try:
-                unchanged = known.get(source.filepath) == content_hash(source.path.read_bytes())
+                entry = known.get(source.filepath)
+                unchanged = entry is not None and entry.content_hash == content_hash(source.path.read_bytes())
             except OSError as exc:
                 summary.errors.append(FileError(path=str(source.path), reason=exc.strerror or str(exc)))
                 continue
             if unchanged:
                 summary.files_unchanged += 1
+                if source.filepath in learnt:
+                    plan.adopted[source.filepath] = learnt[source.filepath]
             else:
-                changed.append(source)
-        seen = {s.filepath for s in found.files}
-        gone = sorted(path for path in known if path not in seen)
-        if gone and not found.complete:
-            log.warning("not removing %d files from the index: some folders could not be read", len(gone))
-            gone = []
+                plan.changed.append(source)
+        plan.gone = _gone(roots, known, {s.filepath for s in sources}, set(learnt.values()))
+        if plan.gone and not found.complete:
+            log.warning(
+                "not removing %d files from the index: some folders could not be read", len(plan.gone)
+            )
+            plan.gone = []
         log.info(
             "%d files: %d new or changed, %d unchanged, %d not documents, %d to remove",
             summary.files_seen,
-            len(changed),
+            len(plan.changed),
             summary.files_unchanged,
             summary.files_unsupported,
-            len(gone),
+            len(plan.gone),
         )
-        return changed, gone
+        return plan
+
+    @staticmethod
+    def _identify(
+        found: Discovery, known: dict[str, Indexed], summary: IndexSummary
+    ) -> tuple[list[SourceFile], dict[str, str]]:
+        """Each found file named as the index names it (see the module's docstring), and the roots learnt
+        for files indexed before roots were kept (filepath -> root)."""
+        by_source = {str(Path(entry.root, path)): path for path, entry in known.items() if entry.root}
+        legacy = {path for path, entry in known.items() if entry.root is None}
+        known_roots = sorted(
+            {Path(entry.root) for entry in known.values() if entry.root}, key=lambda r: -len(r.parts)
+        )
+        sources: list[SourceFile] = []
+        learnt: dict[str, str] = {}
+        claimed: dict[str, Path] = {}
+        for source in found.files:
+            assert source.root is not None
+            where = source.root.resolve() / source.filepath
+            if str(where) in by_source:
+                filepath = by_source[str(where)]
+                root = Path(known[filepath].root or "")
+            else:
+                parts = where.parts
+                suffixes = ("/".join(parts[-n:]) for n in range(len(parts) - 1, 0, -1))
+                match = next((suffix for suffix in suffixes if suffix in legacy), None)
+                if match is not None:
+                    filepath, root = match, Path(*parts[: -len(match.split("/"))])
+                    learnt[filepath] = str(root)
+                else:
+                    root = next((r for r in known_roots if r in where.parents), source.root.resolve())
+                    filepath = where.relative_to(root).as_posix()
+                    if filepath in known:
+                        summary.errors.append(
+                            FileError(
+                                path=str(source.path),
+                                reason=f"{filepath} is indexed already, from {known[filepath].root}: "
+                                "give the two folders different layouts or index them into separate indexes",
+                            )
+                        )
+                        continue
+            if filepath in claimed:
+                summary.errors.append(
+                    FileError(path=str(source.path), reason=f"same name in the index as {claimed[filepath]}")
+                )
+                continue
+            claimed[filepath] = source.path
+            sources.append(replace(source, filepath=filepath, root=root))
+        return sources, learnt
 
     async def _index(
-        self, changed: list[SourceFile], known: dict[str, str], summary: IndexSummary, dry_run: bool
+        self, changed: list[SourceFile], known: dict[str, Indexed], summary: IndexSummary, dry_run: bool
     ) -> None:
         """Load and chunk `changed`, then embed and write them a group at a time (a dry run only counts)."""
         bars = {
@@ -240,7 +326,7 @@ class Indexer:
                 bars[name].grow(len(chunks))
         return _Pending(source, file_hash, chunks)
 
-    def _count_dry(self, pending: _Pending, known: dict[str, str], summary: IndexSummary) -> None:
+    def _count_dry(self, pending: _Pending, known: dict[str, Indexed], summary: IndexSummary) -> None:
         summary.files_indexed += 1
         if pending.source.filepath in known:
             summary.chunks_updated += len(pending.chunks)
@@ -261,7 +347,7 @@ class Indexer:
                     )
                 return
         writes = [
-            FileWrite(p.source.filepath, p.content_hash, p.chunks, v)
+            FileWrite(p.source.filepath, p.content_hash, p.chunks, v, str(p.source.root))
             for p, v in zip(group, vectors, strict=True)
         ]
         outcome = await self.target.write(writes, bars["uploads"].update)
@@ -320,3 +406,21 @@ class Indexer:
         for filepath, reason in outcome.errors.items():
             log.warning("cannot write %s: %s", filepath, reason)
             summary.errors.append(FileError(path=(paths or {}).get(filepath, filepath), reason=reason))
+
+
+def _gone(roots: Sequence[Path], known: dict[str, Indexed], seen: set[str], learnt: set[str]) -> list[str]:
+    """Indexed files not seen whose place (root/filepath) lies under the folders given. A file indexed
+    before roots were kept is placed at each root learnt in this run (none learnt: it is left alone)."""
+    given = [root.resolve() for root in roots]
+
+    def under(place: Path) -> bool:
+        return any(place == folder or folder in place.parents for folder in given)
+
+    gone = []
+    for filepath, entry in known.items():
+        if filepath in seen:
+            continue
+        places = [Path(entry.root, filepath)] if entry.root else [Path(root, filepath) for root in learnt]
+        if any(under(place) for place in places):
+            gone.append(filepath)
+    return sorted(gone)

@@ -2,8 +2,9 @@
 
 Rules: folders and files whose name starts with `_` or `.` (e.g. `_sources/`, `.git/`) are not walked;
 `README.*` files describe a folder rather than being articles and are skipped, as are types without a
-loader. Each file is named by its path relative to the folder it was found in (`it/vpn.md`), which is
-the `filepath` the index keys files by.
+loader. Each file is named by its path relative to the folder it was found in (`it/vpn.md`); the
+pipeline keeps the name a file already has in the index (see `indexing.pipeline`), which is the
+`filepath` the index keys files by.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from indexing.loaders import LOADERS
 @dataclass(frozen=True)
 class SourceFile:
     path: Path
-    filepath: str  # posix path relative to the folder given on the command line
+    filepath: str  # posix path relative to `root`
+    root: Path | None = None  # the folder given on the command line (a file's own folder for a file)
 
 
 @dataclass
@@ -60,7 +62,7 @@ def discover(roots: list[Path]) -> Discovery:
                 )
                 continue
             owners[filepath] = path
-            found.files.append(SourceFile(path, filepath))
+            found.files.append(SourceFile(path, filepath, root.parent if root.is_file() else root))
     return found
 
 

@@ -1,8 +1,10 @@
 """Where chunks go: the contract both index writers meet, and the local (SQLite) writer.
 
-A target remembers one content hash per source file; the pipeline compares it with the file on disk to
-skip unchanged files. Writes are per file: after `write`, the file's chunks in the index are exactly the
-given ones (stale chunks of a shrunk file are gone).
+A target remembers one content hash per source file, and the absolute folder its filepath is relative
+to (its root); the pipeline compares the hash with the file on disk to skip unchanged files, and uses
+the root to know which indexed files lie under the folders of a run. Writes are per file: after
+`write`, the file's chunks in the index are exactly the given ones (stale chunks of a shrunk file are
+gone).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ class FileWrite:
     content_hash: str
     chunks: list[Chunk]
     vectors: np.ndarray | None  # one row per chunk; None when the index stores no vectors
+    root: str | None = None  # absolute folder `filepath` is relative to
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """What the index remembers of a file."""
+
+    content_hash: str
+    root: str | None  # None: indexed before roots were kept
 
 
 @dataclass
@@ -53,7 +64,13 @@ class Target(Protocol):
         """Create (or, with `recreate`, drop and create) the index; a dry run only reads."""
         ...
 
-    async def file_hashes(self) -> dict[str, str]: ...
+    async def indexed(self) -> dict[str, Indexed]:
+        """Every file in the index (empty when there is no index yet)."""
+        ...
+
+    async def set_roots(self, roots: dict[str, str]) -> None:
+        """Record the root of files indexed before roots were kept (filepath -> absolute folder)."""
+        ...
 
     async def write(self, files: Sequence[FileWrite], tick: Tick) -> WriteOutcome:
         """Make each file's chunks in the index exactly `chunks`; `tick(n)` counts chunks written."""
@@ -100,8 +117,10 @@ class LocalTarget:
             path = self.path.with_name(f"{self.path.name}.rebuild-{os.getpid()}")
             _remove_database(path)
             self._rebuilding = True
-        if path.exists() or not dry_run:
-            self._store = LocalStore(path, dimensions=self._size, embedder_name=self.embedder_name)
+        if path.exists() or not dry_run:  # a dry run writes nothing, not even a schema upgrade
+            self._store = LocalStore(
+                path, dimensions=self._size, embedder_name=self.embedder_name, read_only=dry_run
+            )
 
     def _remove_abandoned_rebuilds(self) -> None:
         """Files of rebuilds whose process is gone (killed or crashed before renaming)."""
@@ -111,8 +130,14 @@ class LocalTarget:
                 log.info("removing %s, left by an interrupted rebuild", built)
                 _remove_database(built)
 
-    async def file_hashes(self) -> dict[str, str]:
-        return self._store.file_hashes() if self._store else {}
+    async def indexed(self) -> dict[str, Indexed]:
+        if self._store is None:
+            return {}
+        roots = self._store.file_roots()
+        return {path: Indexed(hash, roots.get(path)) for path, hash in self._store.file_hashes().items()}
+
+    async def set_roots(self, roots: dict[str, str]) -> None:
+        self._opened().set_roots(roots)
 
     def _opened(self) -> LocalStore:
         if self._store is None:
@@ -125,7 +150,7 @@ class LocalTarget:
             vectors = item.vectors if item.vectors is not None else np.zeros((0, store.dimensions))
             try:
                 outcome.changes[item.filepath] = store.replace_file(
-                    item.filepath, item.chunks, vectors, content_hash=item.content_hash
+                    item.filepath, item.chunks, vectors, content_hash=item.content_hash, root=item.root
                 )
             except ValueError as exc:
                 outcome.errors[item.filepath] = str(exc)

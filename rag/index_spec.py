@@ -23,6 +23,7 @@ class IndexSpec(BaseModel):
     page_field: str = "page"
     last_modified_field: str = "last_modified"
     hash_field: str = "content_hash"
+    root_field: str = "source_root"  # absolute folder the filepath is relative to (written by the indexer)
     vector_fields: list[str] = []
     dimensions: int = DEFAULT_DIMENSIONS
     semantic_configuration: str = "default"

@@ -66,7 +66,11 @@ BM25_B = 0.75
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (filepath TEXT PRIMARY KEY, content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    filepath TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    root TEXT                -- the absolute folder filepath is relative to; NULL: indexed before 2026-12
+);
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so a row number always names one vector
     id TEXT NOT NULL UNIQUE,
@@ -167,6 +171,8 @@ class LocalStore:
             db.execute("BEGIN IMMEDIATE")
             for statement in _split_script(_SCHEMA):
                 db.execute(statement)
+            if "root" not in {row[1] for row in db.execute("PRAGMA table_info(files)")}:
+                db.execute("ALTER TABLE files ADD COLUMN root TEXT")  # an index built before roots were kept
             self._check_meta(db)
             db.execute("COMMIT")
             stat = os.stat(self.path)
@@ -363,6 +369,22 @@ class LocalStore:
             self._follow_file()
             return dict(self._db.execute("SELECT filepath, content_hash FROM files").fetchall())
 
+    def file_roots(self) -> dict[str, str]:
+        """filepath -> the absolute folder it is relative to, for files indexed since roots were kept."""
+        with self._lock:
+            self._follow_file()
+            if "root" not in {row[1] for row in self._db.execute("PRAGMA table_info(files)")}:
+                return {}  # opened read-only, as built before roots were kept
+            rows = self._db.execute("SELECT filepath, root FROM files WHERE root IS NOT NULL")
+            return dict(rows.fetchall())
+
+    def set_roots(self, roots: dict[str, str]) -> None:
+        """Record the folder of files already indexed (an index built before roots were kept)."""
+        with self._write():
+            self._db.executemany(
+                "UPDATE files SET root = ? WHERE filepath = ?", [(r, f) for f, r in roots.items()]
+            )
+
     def files(self) -> list[str]:
         with self._lock:
             self._follow_file()
@@ -412,12 +434,13 @@ class LocalStore:
         vectors: np.ndarray,
         *,
         content_hash: str | None = None,
+        root: str | None = None,
     ) -> FileChange:
         """Make `chunks` the file's only chunks, in one transaction; chunks no longer produced are deleted.
 
         `vectors` has one row per chunk (normalised here). `content_hash` defaults to the chunks' own; pass
         it for a file that now yields no chunks so it is still remembered as indexed (without it, an empty
-        replacement forgets the file).
+        replacement forgets the file). `root`: the absolute folder `filepath` is relative to (kept if None).
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(chunks), self.dimensions):
@@ -473,9 +496,10 @@ class LocalStore:
                 self._db.execute("DELETE FROM files WHERE filepath = ?", (filepath,))
             else:
                 self._db.execute(
-                    "INSERT INTO files (filepath, content_hash) VALUES (?, ?) "
-                    "ON CONFLICT (filepath) DO UPDATE SET content_hash = excluded.content_hash",
-                    (filepath, file_hash),
+                    "INSERT INTO files (filepath, content_hash, root) VALUES (?, ?, ?) "
+                    "ON CONFLICT (filepath) DO UPDATE SET content_hash = excluded.content_hash, "
+                    "root = coalesce(excluded.root, root)",
+                    (filepath, file_hash, root),
                 )
         return change
 

@@ -30,10 +30,15 @@ Documents: Markdown (.md; front matter title, url, last_modified, groups), plain
 (headings kept). Other files and README files are skipped and counted; folders whose name starts
 with "_" or "." are not read. A file that cannot be read is reported and the run goes on.
 
-Incremental: each file's content hash is stored with its chunks, so unchanged files are skipped, a
-changed file's chunks are replaced and a file no longer in the folders has its chunks removed: the
-index mirrors the folders given. Chunk ids are stable (file, position and text). Only changed files
-are re-chunked: after changing --chunk-tokens, --overlap or --base-url, rebuild with --recreate.
+Incremental: each file's content hash is stored with its chunks, so unchanged files are skipped and a
+changed file's chunks are replaced. Files are known by where they are: the index keeps each file's
+path relative to the folder it was indexed from, and that folder, so indexing a sub-folder (or one
+file) later updates those files under their names, and a new file there is named relative to the
+same folder. A file no longer on disk is removed only when it lies under the folders given; a run
+that would remove more than half of the index stops (exit 2, nothing written) unless --prune is
+given. Chunk ids are stable (file, position and text). Only changed files are re-chunked: after
+changing --chunk-tokens, --overlap or --base-url, rebuild with --recreate. An index built by an
+earlier version learns each file's folder the first time a run finds the file (nothing re-embedded).
 
 Group ids (security trimming with AZURE_SEARCH_PERMITTED_GROUPS_COLUMN): Markdown front matter
 `groups: [hr, managers]` or an HTML <meta name="groups" content="hr, managers">; files without
@@ -66,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="build the index from scratch (local: into a new file that replaces the index when the run "
         "completes, so a running server answers from the old one meanwhile; azure: the index is "
         "deleted first)",
+    )
+    parser.add_argument(
+        "--prune",
+        "--yes",
+        dest="prune",
+        action="store_true",
+        help="allow a run to remove more than half of the index (files gone from the folders given)",
     )
     parser.add_argument("--dry-run", action="store_true", help="read and chunk, report, write nothing")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -108,7 +120,7 @@ async def _index(args: argparse.Namespace) -> IndexSummary | str:
     """The run's summary, or a usage error message."""
     from indexing.chunking import Chunker
     from indexing.factory import build_setup, default_target
-    from indexing.pipeline import Indexer
+    from indexing.pipeline import Indexer, PruneRefused
     from indexing.progress import Progress
     from ragbot.commands._common import init
 
@@ -131,7 +143,12 @@ async def _index(args: argparse.Namespace) -> IndexSummary | str:
             base_url=args.base_url,
             embed_concurrency=setup.embed_concurrency,
         )
-        summary = await indexer.run(args.paths, recreate=args.recreate, dry_run=args.dry_run)
+        try:
+            summary = await indexer.run(
+                args.paths, recreate=args.recreate, dry_run=args.dry_run, prune=args.prune
+            )
+        except PruneRefused as exc:
+            return str(exc)
         if args.knowledge_base:
             await _knowledge_base(settings, args)
         return summary

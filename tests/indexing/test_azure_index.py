@@ -15,7 +15,7 @@ from indexing.azure_target import Action, AzureSearchTarget
 from indexing.chunking import Chunker
 from indexing.factory import azure_setup, build_setup, default_target
 from indexing.loaders import load
-from indexing.pipeline import Indexer, IndexSummary, embedding_text, make_chunks
+from indexing.pipeline import Indexer, IndexSummary, PruneRefused, embedding_text, make_chunks
 from indexing.sources import SourceFile, content_hash
 from rag.azure.data_source import AzureSearchSource, data_source
 from rag.azure.dialects import dialect
@@ -27,6 +27,11 @@ from rag.settings import Settings
 Make = Callable[[dict[str, str]], Settings]
 DIMS = 8
 CHUNKER = Chunker(128, 16)  # small chunks, so the test documents are cut into several
+
+
+def real(path: Path) -> str:
+    """The absolute path the index records as a root."""
+    return str(path.resolve())
 
 
 def env(search: FakeSearch, **extra: str) -> dict[str, str]:
@@ -46,12 +51,18 @@ def env(search: FakeSearch, **extra: str) -> dict[str, str]:
 
 
 async def index(
-    settings: Settings, root: Path, *, recreate: bool = False, dry_run: bool = False, **target: Any
+    settings: Settings,
+    root: Path,
+    *,
+    recreate: bool = False,
+    dry_run: bool = False,
+    prune: bool = False,
+    **target: Any,
 ) -> IndexSummary:
     setup = azure_setup(settings, retry_base=0.01, **target)
     indexer = Indexer(setup.target, setup.embedder, CHUNKER, embed_concurrency=2)
     try:
-        return await indexer.run([root], recreate=recreate, dry_run=dry_run)
+        return await indexer.run([root], recreate=recreate, dry_run=dry_run, prune=prune)
     finally:
         await setup.target.aclose()
         assert setup.embedder is not None
@@ -149,7 +160,7 @@ async def test_second_run_on_an_unchanged_folder_writes_nothing(
             "search": "*",
             "filter": "chunk_id eq '0'",
             "orderby": "filepath asc",
-            "select": "filepath,content_hash",
+            "select": "id,filepath,content_hash,source_root",
             "top": 1000,
         }
     ]
@@ -190,6 +201,53 @@ async def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(
     assert summary.chunks_added == 1 and summary.chunks_deleted == len(old_vpn) + 1
     deletes = [d for batch in search.batches() for d in batch if d["@search.action"] == "delete"]
     assert {d["id"] for d in deletes} >= old_vpn
+
+
+async def test_a_sub_folder_updates_only_its_files_and_removing_most_of_the_index_needs_prune(
+    search: FakeSearch, make_settings: Make, kb: Path, tmp_path: Path
+) -> None:
+    settings = make_settings(env(search))
+    await index(settings, kb)
+    before = by_file(search)
+    (kb / "it" / "printers.txt").write_text("Printers\n\nUse the FollowMe queue. Stuck? Call 4040.\n")
+    sub = await index(settings, kb / "it")
+    assert (sub.files_indexed, sub.files_unchanged, sub.files_deleted) == (1, 2, 0)
+    assert set(by_file(search)) == set(before)  # it/printers.txt updated under its name, hr/ kept
+    (tmp_path / "empty").mkdir()
+    assert (await index(settings, tmp_path / "empty")).files_deleted == 0
+    roots = {doc["filepath"]: doc["source_root"] for doc in search.docs().values()}
+    assert set(roots.values()) == {real(kb)}
+
+    for name in ("vpn.md", "printers.txt", "laptops.docx"):
+        (kb / "it" / name).unlink()
+    kept = by_file(search)
+    with pytest.raises(PruneRefused, match="would remove 3 of the 5 files"):
+        await index(settings, kb)
+    assert by_file(search) == kept
+    pruned = await index(settings, kb, prune=True)
+    assert pruned.files_deleted == 3 and set(by_file(search)) == {"hr/holidays.html", "hr/expenses.pdf"}
+
+
+async def test_an_index_without_source_roots_learns_them_without_uploading_again(
+    search: FakeSearch, make_settings: Make, kb: Path
+) -> None:
+    settings = make_settings(env(search))
+    await index(settings, kb)
+    for doc in search.docs().values():
+        del doc["source_root"]  # as written before the field existed
+    before = len(search.requests)
+    sub = await index(settings, kb / "it")
+    assert (sub.files_unchanged, sub.files_indexed, sub.files_deleted) == (3, 0, 0)
+    batches = [r.body for r in search.requests[before:] if r.path.endswith("search.index")]
+    assert [a["@search.action"] for batch in batches for a in batch["value"]] == ["merge"] * 3
+    first_chunks = [doc for doc in search.docs().values() if doc["chunk_id"] == "0"]
+    assert {doc["filepath"]: doc.get("source_root") for doc in first_chunks} == {
+        "it/vpn.md": real(kb),
+        "it/printers.txt": real(kb),
+        "it/laptops.docx": real(kb),
+        "hr/holidays.html": None,
+        "hr/expenses.pdf": None,
+    }
 
 
 async def test_throttled_requests_and_documents_are_retried(

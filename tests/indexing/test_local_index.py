@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,11 @@ async def index(store: Path, *roots: Path, recreate: bool = False, dry_run: bool
         )
     finally:
         await target.aclose()
+
+
+def real(path: Path) -> str:
+    """The absolute path the index records as a root."""
+    return str(path.resolve())
 
 
 def chunks_by_file(store: Path) -> dict[str, set[str]]:
@@ -222,3 +229,29 @@ async def test_a_folder_that_cannot_be_read_removes_nothing(tmp_path: Path, kb: 
     assert [e.path for e in summary.errors] == [str(tmp_path / "unmounted-share")]
     assert summary.chunks_deleted == 0 and summary.files_deleted == 0
     assert sum(len(ids) for ids in chunks_by_file(store).values()) == first.chunks_added
+
+
+async def test_an_index_without_roots_learns_them_and_keeps_its_names_and_ids(
+    tmp_path: Path, kb: Path
+) -> None:
+    store = tmp_path / "index.sqlite"
+    await index(store, kb)
+    before = chunks_by_file(store)
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute("ALTER TABLE files DROP COLUMN root")  # the schema before roots were kept
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (await index(store, empty)).files_deleted == 0  # no root learnt: nothing to place the old files
+    sub = await index(store, kb / "it")
+    assert (sub.files_unchanged, sub.files_indexed, sub.files_deleted) == (3, 0, 0)
+    assert chunks_by_file(store) == before  # no duplicates under names relative to it/, nothing removed
+    with LocalStore(store) as opened:
+        assert opened.file_roots() == dict.fromkeys(
+            ["it/laptops.docx", "it/printers.txt", "it/vpn.md"], real(kb)
+        )
+
+    (kb / "hr" / "holidays.html").unlink()
+    full = await index(store, kb)
+    assert (full.files_unchanged, full.files_deleted) == (4, 1)
+    assert set(chunks_by_file(store)) == set(before) - {"hr/holidays.html"}
