@@ -27,7 +27,7 @@ from bot.limits import WINDOW_S, tenant_allowed
 from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
 from bot.pacing import paced
-from bot.render import can_stream, channel_kind, cite_partial, informative_text, render_error, render_reply
+from bot.render import can_stream, channel_kind, informative_text, render_error, render_reply, stream_cited
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
 from bot.state import StateError, StateStore
@@ -263,7 +263,8 @@ class TurnHandler:
     ) -> None:
         teams = channel_kind(activity["channelId"]) == "teams"
         interval = self.timing.stream_interval if teams else self.timing.web_stream_interval
-        streamer = Streamer(outbox, interval)
+        streamer = Streamer(outbox, interval, markdown_text=not teams)
+        viewer = self.viewer(activity["channelId"])
         try:
             if not await streamer.start(informative_text(), as_text=not teams):
                 await self._answer_once(activity, key, snapshot, question, outbox)
@@ -280,9 +281,10 @@ class TurnHandler:
                     async for delta in deltas:
                         builder.add(delta)
                         cited = cited or delta.citations is not None
-                        streamer.offer(
-                            cite_partial(builder.text, builder.answer.citations if cited else None)
+                        partial = stream_cited(
+                            builder.text, builder.answer.citations if cited else None, viewer
                         )
+                        streamer.offer(partial.text, partial.sources)
                 finally:
                     close = getattr(deltas, "aclose", None)
                     if close is not None:

@@ -31,7 +31,7 @@ Streaming (send sequentially, >= 1 s apart in Teams; the caller keeps the sequen
 """
 
 from bot.render.reply import channel_kind, render_error, render_reply
-from bot.render.sources import MAX_SOURCES, Cited, Source, cite, cite_partial
+from bot.render.sources import MAX_SOURCES, Cited, Source, cite, cite_partial, stream_cited
 from bot.render.streaming import (
     can_stream,
     informative_text,
@@ -52,6 +52,7 @@ __all__ = [
     "render_error",
     "render_reply",
     "stream_chunk",
+    "stream_cited",
     "stream_final",
     "stream_informative",
 ]

@@ -95,3 +95,15 @@ def message_entity(
             {"@type": action, "actionStatus": "PotentialActionStatus"} for action in FEEDBACK_ACTIONS
         ]
     return entity
+
+
+def citation_entity(sources: Sequence[Source], *, markdown_text: bool = False) -> dict[str, Any]:
+    """The Message entity of a stream update: the claims cited so far, so their pop-ups work while
+    the answer streams. No AI label or feedback: Teams takes those on the final message only."""
+    return {
+        "type": MESSAGE_TYPE,
+        "@type": "Message",
+        "@context": "https://schema.org",
+        "@id": "",
+        "citation": [claim(source, markdown_text=markdown_text) for source in sources],
+    }

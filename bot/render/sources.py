@@ -24,6 +24,7 @@ _MARKER = re.compile(r"([ \t]*)" + DOC_MARKER.pattern)
 _REPEATED = re.compile(r"(\[(\d+)\])(?:[ \t]*\[\2\])+")
 _ARRIVING_MARKER = re.compile(r"\[(?:d(?:o(?:c\d*)?)?)?$")
 _CUT_MARKER = re.compile(r"\[\d*$")
+_POSITION = re.compile(r"\[(\d+)\]")
 _HEADING = re.compile(r"(?m)^\s{0,3}#{1,6}\s+")
 _SPACE = re.compile(r"\s+")
 
@@ -248,12 +249,23 @@ def cite_partial(content: str, citations: Sequence[Citation] | None) -> str:
     citations are unknown, trailing blanks (a dropped marker would remove them) and text past
     :data:`MAX_STREAM_CHARS`.
     """
+    return stream_cited(content, citations).text
+
+
+def stream_cited(content: str, citations: Sequence[Citation] | None, viewer: str | None = None) -> Cited:
+    """:func:`cite_partial`'s text and the sources it cites so far (numbered as in the final message)."""
     content = _ARRIVING_MARKER.sub("", content)
+    sources: list[Source] = []
     if citations is None:
         first = DOC_MARKER.search(content)
         text = content[: first.start()] if first else content
     else:
-        text = cite(content, citations).text
+        cited = cite(content, citations, viewer)
+        text, sources = cited.text, cited.sources
     if len(text) > MAX_STREAM_CHARS:
         text = _CUT_MARKER.sub("", text[:MAX_STREAM_CHARS])
-    return text.strip()
+    text = text.strip()
+    if sources:
+        used = {int(n) for n in _POSITION.findall(text)}
+        sources = [source for source in sources if source.position in used]
+    return Cited(text, sources)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from bot.render.entity import citation_entity
 from bot.render.reply import TEAMS, WEB_CHAT, Activity, searched
-from bot.render.sources import cut
+from bot.render.sources import Source, cut
 
 INFORMATIVE_CHARS = 1000
 """Teams shows informative updates up to 1 KB."""
@@ -62,9 +63,20 @@ def stream_informative(text: str, sequence: int, stream_id: str | None = None) -
     return _update("informative", cut(text, INFORMATIVE_CHARS), sequence, stream_id)
 
 
-def stream_chunk(text: str, sequence: int, stream_id: str | None = None) -> Activity:
-    """The whole answer text so far (from :func:`cite_partial`), never a delta."""
-    return _update("streaming", text, sequence, stream_id)
+def stream_chunk(
+    text: str,
+    sequence: int,
+    stream_id: str | None = None,
+    *,
+    sources: Sequence[Source] = (),
+    markdown_text: bool = False,
+) -> Activity:
+    """The whole answer text so far (from :func:`cite_partial`), never a delta, with the `sources`
+    it cites (from :func:`stream_cited`)."""
+    update = _update("streaming", text, sequence, stream_id)
+    if sources:
+        update["entities"].append(citation_entity(sources, markdown_text=markdown_text))
+    return update
 
 
 def stream_final(reply: Activity, stream_id: str) -> Activity:

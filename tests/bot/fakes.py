@@ -56,12 +56,16 @@ class FakeConnector:
 
     `forbid_stream_after=N` answers 403 to every stream request after the first N (as Teams does
     after the user pressed Stop); `fail_status` answers every post with that status.
+    `stream_faults[n] = (status, retry_after)` answers the n-th stream request so (429 throttling,
+    5xx); `final_faults` answers the next final messages so, one entry each.
     """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.forbid_stream_after: int | None = None
         self.fail_status: int | None = None
+        self.stream_faults: dict[int, tuple[int, str | None]] = {}
+        self.final_faults: list[tuple[int, str | None]] = []
         self.delay = 0.0
         self._ids = itertools.count(1)
         self._stream_requests = 0
@@ -82,11 +86,22 @@ class FakeConnector:
         status = 201
         if activity.get("id"):
             body = {"id": activity["id"]}
+        headers: dict[str, str] = {}
         is_stream = any(e.get("type") == "streaminfo" for e in activity.get("entities") or [])
         if is_stream:
             self._stream_requests += 1
+            fault = self.stream_faults.get(self._stream_requests)
+            if activity.get("type") == "message" and self.final_faults:
+                fault = self.final_faults.pop(0)
             if self.forbid_stream_after is not None and self._stream_requests > self.forbid_stream_after:
                 status, body = 403, {"error": {"code": "ContentStreamNotAllowed"}}
+            elif fault is not None:
+                status, body = (
+                    fault[0],
+                    {"error": {"code": "Throttled", "message": "API calls quota exceeded"}},
+                )
+                if fault[1] is not None:
+                    headers["Retry-After"] = fault[1]
             elif any(e.get("streamId") for e in activity.get("entities") or []):
                 status, body = 202, {}
         if self.fail_status:
@@ -103,7 +118,7 @@ class FakeConnector:
             )
         )
         self._arrived.set()
-        return web.json_response(body, status=status)
+        return web.json_response(body, status=status, headers=headers)
 
     def in_conversation(self, conversation_id: str, kind: str | None = None) -> list[Received]:
         return [

@@ -65,6 +65,13 @@ async def test_personal_chat_streams_by_the_protocol(make_bot: MakeBot) -> None:
         assert update.activity["channelData"]["streamSequence"] == number
     texts = [u.text for u in updates]
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    cited_updates = [u for u in updates if re.search(r"\[\d+\]", u.text)]
+    assert cited_updates, "the answer cites while it streams"
+    for update in cited_updates:  # the claims cited so far ride along, so their pop-ups work
+        roots = [e for e in update.activity["entities"] if e.get("type") == MESSAGE_ENTITY]
+        assert len(roots) == 1 and "additionalType" not in roots[0], "the AI label waits for the final"
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", update.text)}
+        assert {claim["position"] for claim in roots[0]["citation"]} == markers
     assert final.type == "message"
     assert final.stream == {"type": "streaminfo", "streamType": "final", "streamId": stream_id}
     assert "streamSequence" not in final.activity["channelData"]
@@ -91,6 +98,41 @@ async def test_a_403_stops_the_stream_and_the_turn_still_gets_200(make_bot: Make
     bot.connector.forbid_stream_after = None
     await bot.ask(activity(bot.service_url, "again"))
     assert bot.answerer.calls[-1].history == []
+
+
+def final_of(received: list[Received]) -> list[Received]:
+    return [r for r in received if r.type == "message" and (r.stream or {}).get("streamType") == "final"]
+
+
+async def test_a_throttled_stream_backs_off_and_still_ends_with_its_final_message(make_bot: MakeBot) -> None:
+    """429 (with Retry-After) and 503 on stream updates: the next request waits, the stream goes on with
+    the whole text so far, and ends with its final message; the turn is remembered."""
+    bot = await make_bot(FakeAnswerer(pieces=10, piece_delay=0.1))
+    bot.connector.stream_faults = {2: (429, "0.3"), 4: (503, None)}
+    await bot.ask(activity(bot.service_url, "throttle me"))
+    stream = stream_of(bot.connector.in_conversation("a:personal-1"))
+    assert [r.status for r in stream][:2] == [201, 429]
+    throttled = next(i for i, r in enumerate(stream) if r.status == 429)
+    assert stream[throttled + 1].at - stream[throttled].at >= 0.3 * 0.99, "Retry-After was honoured"
+    delivered = [r for r in stream if r.status < 400 and r.type == "typing"]
+    sequences = [r.stream["streamSequence"] for r in delivered if r.stream]
+    assert sequences == list(range(1, len(sequences) + 1)), "no gap in the sequence of delivered updates"
+    finals = final_of(stream)
+    assert len(finals) == 1 and finals[0].status < 400
+    streamed = [r for r in delivered if r.stream and r.stream["streamType"] == "streaming"]
+    assert streamed, "updates went on after the throttled ones"
+    assert finals[0].text.startswith(streamed[-1].text)
+    await bot.ask(activity(bot.service_url, "again"))
+    assert len(bot.answerer.calls[-1].history) == 2, "the throttled turn was remembered"
+
+
+async def test_a_throttled_final_message_is_sent_again(make_bot: MakeBot) -> None:
+    bot = await make_bot(FakeAnswerer(pieces=3, piece_delay=0.03))
+    bot.connector.final_faults = [(429, "0.2"), (500, None)]
+    await bot.ask(activity(bot.service_url, "finish me"))
+    finals = final_of(bot.connector.in_conversation("a:personal-1"))
+    assert [r.status for r in finals] == [429, 500, 202]
+    assert finals[1].at - finals[0].at >= 0.2 * 0.99
 
 
 async def test_channel_thread_reply_stays_in_the_thread(make_bot: MakeBot) -> None:
