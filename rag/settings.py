@@ -343,6 +343,8 @@ def _describe(model: type[BaseSettings], prefix: str, err: Any) -> str:
     allowed = _allowed_range(field) if field else ""
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f"={value!r}"
+    if not variable:  # a check of the whole model: its message names the variables
+        return f"{message}{allowed}"
     return f"{variable}{shown}: {message}{allowed}"
 
 

@@ -113,3 +113,88 @@ def test_on_your_data_forced_without_settings_fails(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RAGBOT_BACKEND", "on_your_data")
     with pytest.raises(ConfigError, match="AZURE_SEARCH_INDEX"):
         load_settings()
+
+
+AGENTS = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+
+
+@pytest.fixture
+def no_bot_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("CLIENTID", "CLIENTSECRET", "TENANTID", "AUTHTYPE"):
+        monkeypatch.delenv(AGENTS + name, raising=False)
+
+
+@pytest.mark.usefixtures("no_bot_env")
+@pytest.mark.parametrize(
+    ("auth_type", "tenant", "app_type", "inbound_tenant"),
+    [
+        (
+            "ClientSecret",
+            "11111111-2222-3333-4444-555555555555",
+            "SingleTenant",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        ("ClientSecret", "botframework.com", "MultiTenant", ""),
+        (
+            "UserManagedIdentity",
+            "11111111-2222-3333-4444-555555555555",
+            "UserAssignedMSI",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+    ],
+)
+def test_the_agents_host_reads_the_agents_sdk_names(
+    monkeypatch: pytest.MonkeyPatch, auth_type: str, tenant: str, app_type: str, inbound_tenant: str
+) -> None:
+    monkeypatch.setenv("RAGBOT_BOT_HOST", "agents")
+    monkeypatch.setenv(AGENTS + "CLIENTID", "app-1")
+    monkeypatch.setenv(AGENTS + "CLIENTSECRET", "secret-1")
+    monkeypatch.setenv(AGENTS + "TENANTID", tenant)
+    monkeypatch.setenv(AGENTS + "AUTHTYPE", auth_type)
+    settings = read_env_model(BotSettings)
+    assert (settings.app_id, settings.app_password.get_secret_value()) == ("app-1", "secret-1")
+    assert (settings.app_type, settings.inbound_tenant_id) == (app_type, inbound_tenant)
+    assert settings.auth_enabled
+    monkeypatch.setenv("MicrosoftAppId", "app-1")  # the same value under both names agrees
+    assert read_env_model(BotSettings).app_id == "app-1"
+    monkeypatch.setenv("RAGBOT_BOT_HOST", "botbuilder")  # botbuilder reads only its own names
+    monkeypatch.delenv("MicrosoftAppId")
+    assert read_env_model(BotSettings).app_id == ""
+
+
+@pytest.mark.usefixtures("no_bot_env")
+@pytest.mark.parametrize(
+    ("ours", "theirs", "named"),
+    [
+        ({"MicrosoftAppId": "app-1"}, {"CLIENTID": "app-2"}, "MicrosoftAppId and " + AGENTS + "CLIENTID"),
+        (
+            {"MicrosoftAppPassword": "a"},
+            {"CLIENTSECRET": "b"},
+            "MicrosoftAppPassword and " + AGENTS + "CLIENTSECRET",
+        ),
+        (
+            {"MicrosoftAppTenantId": "t-1"},
+            {"TENANTID": "t-2"},
+            "MicrosoftAppTenantId and " + AGENTS + "TENANTID",
+        ),
+        (
+            {"MicrosoftAppType": "UserAssignedMSI"},
+            {"AUTHTYPE": "ClientSecret"},
+            "MicrosoftAppType=UserAssignedMSI and",
+        ),
+    ],
+)
+def test_names_that_disagree_stop_the_agents_host_naming_both(
+    monkeypatch: pytest.MonkeyPatch, ours: dict[str, str], theirs: dict[str, str], named: str
+) -> None:
+    monkeypatch.setenv("RAGBOT_BOT_HOST", "agents")
+    for name, value in ours.items():
+        monkeypatch.setenv(name, value)
+    for name, value in theirs.items():
+        monkeypatch.setenv(AGENTS + name, value)
+    with pytest.raises(ConfigError) as refused:
+        read_env_model(BotSettings)
+    assert named in str(refused.value) and "disagree" in str(refused.value)
+    assert not str(refused.value).startswith(":")

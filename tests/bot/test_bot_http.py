@@ -207,6 +207,48 @@ async def test_with_an_app_id_only_a_valid_channel_token_gets_in(
     assert [a["type"] for a in (await response.json())["activities"]] == ["message"]
 
 
+TENANT = "11111111-2222-3333-4444-555555555555"
+
+
+async def test_a_single_tenant_bot_also_accepts_its_own_tenants_tokens(
+    make_bot: MakeBot, signing: tuple[Any, OpenIdServer]
+) -> None:
+    """Entra v1/v2 issuers of the bot's tenant (what the Agents SDK accepts for single-tenant and
+    managed-identity bots), keys from that tenant's metadata; `tid` must be the tenant."""
+    key, server = signing
+    overrides = {**auth_overrides(server), "TO_BOT_FROM_TENANT_OPENID_METADATA_URL": f"{server.url}/openid"}
+    inbound = activity(SERVICE_URL, "hi", deliveryMode="expectReplies")
+    v2, v1 = f"https://login.microsoftonline.com/{TENANT}/v2.0", f"https://sts.windows.net/{TENANT}/"
+    single = await make_bot(
+        app_id=APP_ID,
+        app_password="s",
+        app_type="SingleTenant",
+        app_tenant_id=TENANT,
+        auth_overrides=overrides,
+    )
+    for issuer in (v2, v1):
+        header = {"Authorization": "Bearer " + token(key, iss=issuer, tid=TENANT)}
+        assert (await single.post(inbound, headers=header)).status == 200, issuer
+    other_tid = {"Authorization": "Bearer " + token(key, iss=v2, tid="99999999-2222-3333-4444-555555555555")}
+    assert (await single.post(inbound, headers=other_tid)).status == 401
+    other_aud = {"Authorization": "Bearer " + token(key, iss=v2, tid=TENANT, aud="someone-else")}
+    assert (await single.post(inbound, headers=other_aud)).status == 401
+
+
+async def test_a_multi_tenant_bot_refuses_tenant_issued_tokens(
+    make_bot: MakeBot, signing: tuple[Any, OpenIdServer]
+) -> None:
+    key, server = signing
+    overrides = {**auth_overrides(server), "TO_BOT_FROM_TENANT_OPENID_METADATA_URL": f"{server.url}/openid"}
+    multi = await make_bot(app_id=APP_ID, app_password="s", app_tenant_id=TENANT, auth_overrides=overrides)
+    header = {
+        "Authorization": "Bearer "
+        + token(key, iss=f"https://login.microsoftonline.com/{TENANT}/v2.0", tid=TENANT)
+    }
+    inbound = activity(SERVICE_URL, "hi", deliveryMode="expectReplies")
+    assert (await multi.post(inbound, headers=header)).status == 401
+
+
 async def test_with_an_app_id_plain_http_service_urls_are_refused(
     make_bot: MakeBot, signing: tuple[Any, OpenIdServer]
 ) -> None:
