@@ -16,6 +16,10 @@ Connector that takes the replies. Servers, each measured in turn:
 - ragbot-typing: ragbot with answers that take 10 ms and the typing indicator due at once, so a turn
   posts a typing activity and then the reply, as with a real, slower backend (the note says on how many
   turns the indicator went out: under load an answer can still come first);
+- agents: ragbot on the Microsoft 365 Agents SDK host (`RAGBOT_BOT_HOST=agents`), otherwise as ragbot;
+- stock-agents: the Agents SDK 1.9's echo as its samples run it: `CloudAdapter` with an
+  `MsalConnectionManager`, `AgentApplication` + `Authorization` on `MemoryStorage`, a message route
+  that echoes, `start_agent_process` behind `jwt_authorization_middleware` (anonymous allowed);
 - bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
 
 Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
@@ -45,7 +49,7 @@ from bench.rows import Row, render
 from rag.contract import Answer, AnswerDelta, Citation
 
 BENCH = "throughput"
-SERVERS = ("stock", "ragbot", "stock-typing", "ragbot-typing", "bare")
+SERVERS = ("stock", "ragbot", "agents", "stock-agents", "stock-typing", "ragbot-typing", "bare")
 TYPING_ANSWER_S = 0.01
 """How long ragbot-typing's answers take: long enough for the typing indicator to go out first."""
 READY_S = 60.0
@@ -117,7 +121,54 @@ def stock_app(typing: bool = False) -> web.Application:
     return app
 
 
-def ragbot_app(data_dir: str, storage: str, typing: bool = False) -> web.Application:
+def stock_agents_app() -> web.Application:
+    from microsoft_agents.activity import load_configuration_from_env
+    from microsoft_agents.authentication.msal import MsalConnectionManager
+    from microsoft_agents.hosting.aiohttp import (
+        CloudAdapter,
+        jwt_authorization_middleware,
+        start_agent_process,
+    )
+    from microsoft_agents.hosting.core import (
+        AgentApplication,
+        AgentAuthConfiguration,
+        Authorization,
+        MemoryStorage,
+        TurnContext,
+        TurnState,
+    )
+
+    config = load_configuration_from_env(
+        {"CONNECTIONS__SERVICE_CONNECTION__SETTINGS__ANONYMOUS_ALLOWED": "true"}
+    )
+    storage = MemoryStorage()
+    connections = MsalConnectionManager(**config)
+    adapter = CloudAdapter(connection_manager=connections)
+    authorization = Authorization(storage, connections, **config)
+    agent = AgentApplication[TurnState](
+        storage=storage, adapter=adapter, authorization=authorization, **config
+    )
+
+    @agent.activity("message")
+    async def on_message(context: TurnContext, state: TurnState) -> None:
+        await context.send_activity(f"echo: {context.activity.text}")
+
+    async def messages(request: web.Request) -> web.Response:
+        response = await start_agent_process(request, agent, adapter)
+        return response if response is not None else web.Response(status=202)
+
+    app = web.Application(middlewares=[jwt_authorization_middleware])
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", _healthz)
+    app["agent_configuration"] = AgentAuthConfiguration(anonymous_allowed=True)
+    app["agent_app"] = agent
+    app["adapter"] = adapter
+    return app
+
+
+def ragbot_app(
+    data_dir: str, storage: str, typing: bool = False, host: str = "botbuilder"
+) -> web.Application:
     from bot.app import create_app
     from bot.settings import BotSettings
     from bot.turns import TurnTiming
@@ -127,6 +178,7 @@ def ragbot_app(data_dir: str, storage: str, typing: bool = False) -> web.Applica
         data_dir=Path(data_dir),
         storage=storage,
         user_turns_per_minute=10_000,
+        bot_host=host,
     )
     if typing:
         return create_app(settings, InstantAnswerer(TYPING_ANSWER_S), timing=TurnTiming(typing_delay=0))
@@ -167,15 +219,17 @@ def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    if kind.startswith("ragbot"):
+    if kind.startswith("ragbot") or kind == "agents":
         from bot.app import serve
 
         # As `ragbot serve` runs it (uvloop included); the others as their own samples run them.
-        serve(ragbot_app(data_dir, storage, typing=kind == "ragbot-typing"), HOST, port)
+        host = "agents" if kind == "agents" else "botbuilder"
+        serve(ragbot_app(data_dir, storage, typing=kind == "ragbot-typing", host=host), HOST, port)
         return
     app = {
         "stock": stock_app,
         "stock-typing": lambda: stock_app(typing=True),
+        "stock-agents": stock_agents_app,
         "bare": bare_app,
         "connector": connector_app,
     }[kind]()
@@ -271,7 +325,7 @@ async def load(url: str, service_url: str, conversations: int, seconds: float, w
                         url + "/api/messages", json=_activity(service_url, conversation, turn)
                     ) as response:
                         await response.read()
-                        ok = response.status in (200, 201)
+                        ok = response.status in (200, 201, 202)
                 except aiohttp.ClientError:
                     ok = False
                 ended = time.perf_counter()
@@ -372,6 +426,22 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
             )
             figure = f"ragbot with typing indicator, {level} conv."
             rows.append(_against_stock(figure, "stock with ShowTypingMiddleware", typing, stock_typing, note))
+        agents, stock_agents = results.get(("agents", level)), results.get(("stock-agents", level))
+        if agents and stock_agents:
+            note = (
+                f"server CPU/turn: Agents host {agents.cpu_ms_per_turn:.2f} ms, botbuilder host "
+                f"{ragbot.cpu_ms_per_turn:.2f} ms; p50/p99 {agents.p50_ms:.1f}/{agents.p99_ms:.1f} ms"
+            )
+            figure = f"ragbot on the Agents SDK host, {level} conv."
+            rows.append(_against_stock(figure, "ragbot on the botbuilder host", agents, ragbot, note))
+            note = (
+                f"server CPU/turn Agents host {agents.cpu_ms_per_turn:.2f} ms, stock Agents echo "
+                f"{stock_agents.cpu_ms_per_turn:.1f} ms; stock p50/p99 "
+                f"{stock_agents.p50_ms:.0f}/{stock_agents.p99_ms:.0f} ms"
+            )
+            rows.append(
+                _against_stock(figure, "stock Agents SDK echo (AgentApplication)", agents, stock_agents, note)
+            )
         rows.append(
             Row(
                 bench=BENCH,
