@@ -62,6 +62,12 @@ PIECES = (
         "the local Direct Line probes of #13: RSS under 32 kB events, bot-role injection, a start flood",
         180,
     ),
+    Piece(
+        "slowclients",
+        "bench.slow_clients:rows",
+        "#13's slow-client probe: another client's turn latency while 300 half-body sockets are held",
+        150,
+    ),
 )
 BY_NAME = {piece.name: piece for piece in PIECES}
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from bot.headers import hardening_headers
 from bot.hosts import Host, build_host
 from bot.hosts.endpoint import MAX_BODY_BYTES, process
-from bot.http_limits import protocol_factory, request_deadlines
+from bot.http_limits import protocol_factory, raise_open_file_limit, request_deadlines
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
 from bot.turns import SOURCES_PREFIX, TurnHandler, TurnTiming
@@ -189,7 +189,8 @@ def serve(app: web.Application, host: str, port: int, *, access_log: logging.Log
     same), with the read deadlines and the per-client connection cap of `bot.http_limits`. Raises
     ListenError, before the app starts, when the address cannot be listened on.
 
-    This owns the process, so it also tunes the process: uvloop, and the collector (`tune_gc`)."""
+    This owns the process, so it also tunes the process: uvloop, the collector (`tune_gc`) and the
+    open-file limit (`raise_open_file_limit`)."""
     app.on_startup.append(tune_gc)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(_serve(app, host, port, access_log))
@@ -197,6 +198,7 @@ def serve(app: web.Application, host: str, port: int, *, access_log: logging.Log
 
 async def _serve(app: web.Application, host: str, port: int, access_log: logging.Logger | None) -> None:
     loop = asyncio.get_running_loop()
+    raise_open_file_limit(app[SETTINGS].max_connections_per_client)
     runner = web.AppRunner(app, access_log=access_log)
     connection = protocol_factory(runner, app[SETTINGS], access_log=access_log)
     try:

@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from aiohttp import web
@@ -174,6 +175,27 @@ class GuardedRequestHandler(RequestHandler):
             self.header_timeout,
         )
         self.force_close()
+
+
+def raise_open_file_limit(per_client: int) -> None:
+    """Lift the soft open-file limit to the hard one (every connection is a descriptor) and warn when one
+    client at the cap could still take more than a quarter of them."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if per_client and soft != resource.RLIM_INFINITY and per_client > soft // 4:
+        log.warning(
+            "RAGBOT_MAX_CONNECTIONS_PER_CLIENT=%d is more than a quarter of the open-file limit (%d): a "
+            "few clients at the cap can use up the server's descriptors; lower it or raise the limit",
+            per_client,
+            soft,
+        )
 
 
 def protocol_factory(
