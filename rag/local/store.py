@@ -55,6 +55,7 @@ SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
 MAX_QUERY_TERMS = 64  # bounds the cost of a pasted wall of text; the first terms carry the question
 FREQUENCY_CACHE = 50_000  # document frequencies remembered between searches (cleared when the file changes)
+CATCH_UP_BATCH = 4096  # new rows read into the in-memory vectors at a time
 POSTINGS_CACHE = 4_000_000  # (slot, count) pairs kept between searches, 8 bytes each
 # bm25 column weights for (title, headings, content): a hit in a title says more than one in a body.
 BM25_WEIGHTS = {"title": 2.0, "headings": 1.5, "content": 1.0}
@@ -623,7 +624,9 @@ class LocalStore:
         if query.shape != (self.dimensions,):
             raise ValueError(f"expected a vector of {self.dimensions} dimensions, got {query.shape[0]}")
         with self._lock:
-            best = dict(self._current_vectors().search(_normalised(query), top, groups))
+            best = dict(
+                self._current_vectors().search(_normalised(query), top, groups, exact=self._stored_vectors)
+            )
             found = dict(
                 self._db.execute(
                     "SELECT row, data FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
@@ -636,6 +639,19 @@ class LocalStore:
             for row, score in best.items()
             if row in found
         ]
+
+    def _stored_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The float32 vectors of store `rows`, in order (zeros for a row gone since the catch-up): what
+        the in-memory int8 candidates are scored on exactly."""
+        found = dict(
+            self._db.execute(
+                "SELECT row, vector FROM chunks WHERE row IN (SELECT value FROM json_each(?))",
+                (json.dumps(rows.tolist()),),
+            ).fetchall()
+        )
+        zero = bytes(4 * self.dimensions)
+        blob = b"".join(found.get(row, zero) for row in rows.tolist())
+        return np.frombuffer(blob, dtype="<f4").reshape(len(rows), self.dimensions)
 
     def index_terms(self, text: str) -> list[str]:
         """`text` as the keyword index sees it: lower-cased, porter-stemmed terms in order (FTS5's own
@@ -749,28 +765,33 @@ class LocalStore:
         if self._vectors_current:
             return self._vectors
         index = self._vectors
-        last = index.last_row
-        with self._reading():  # one snapshot for the three reads
-            added = self._db.execute(
+        held = len(index)
+        with self._reading():  # one snapshot for every read
+            total = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            cursor = self._db.execute(
                 "SELECT row, groups, vector, sz FROM chunks LEFT JOIN chunks_fts_docsize AS d ON d.id = row "
                 "WHERE row > ? ORDER BY row",
-                (last,),
-            ).fetchall()
-            total = int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            gone = np.empty(0, dtype=np.int64)
-            if total != len(index) + len(added):  # some rows we hold were deleted: find which
+                (index.last_row,),
+            )
+            added = 0
+            # a batch at a time: 50k new rows read at once held ~85 MB of Python objects besides the index
+            while batch := cursor.fetchmany(CATCH_UP_BATCH):
+                index.apply(
+                    gone=np.empty(0, dtype=np.int64),
+                    added_rows=[row for row, _, _, _ in batch],
+                    added_vectors=[vector for _, _, vector, _ in batch],
+                    added_groups=[
+                        tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _, _ in batch
+                    ],
+                    added_sizes=[_token_count(sizes) for _, _, _, sizes in batch],
+                )
+                added += len(batch)
+            if total != held + added:  # some rows we hold were deleted: find which
                 present = np.fromiter(
                     (r for (r,) in self._db.execute("SELECT row FROM chunks")), dtype=np.int64
                 )
                 live = index.live_rows()
-                gone = live[~np.isin(live, present, assume_unique=True)]
-        index.apply(
-            gone=gone,
-            added_rows=[row for row, _, _, _ in added],
-            added_vectors=[vector for _, _, vector, _ in added],
-            added_groups=[tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _, _ in added],
-            added_sizes=[_token_count(sizes) for _, _, _, sizes in added],
-        )
+                index.apply(live[~np.isin(live, present, assume_unique=True)], [], [], [], [])
         self._vectors_current = True
         return index
 

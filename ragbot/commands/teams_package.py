@@ -6,7 +6,6 @@ import argparse
 from importlib.metadata import version
 from pathlib import Path
 
-from bot.teams_package import MANIFEST_VERSION, build_package
 from ragbot.commands._common import init
 
 HELP = "build the Teams app package (manifest + icons) as a zip"
@@ -36,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = init()
+    from bot.teams_package import MANIFEST_VERSION, build_package  # jsonschema and Pillow: only to run
+
     manifest = build_package(
         settings.bot, args.out, version=args.app_version, teams_app_id=args.app_id, developer=args.developer
     )

@@ -63,10 +63,30 @@ def test_the_index_matches_a_plain_model(ops: list[tuple], user_groups: list[str
             if groups is None or not g or set(g) & set(groups)
         }
         expected = sorted(visible, key=visible.__getitem__, reverse=True)[:top]
-        found = index.search(query, top, groups)
+        found = index.search(query, top, groups, exact=lambda rows: np.stack([model[r][0] for r in rows]))
         assert [row for row, _ in found] == expected
         assert np.allclose([score for _, score in found], [visible[row] for row in expected], atol=1e-5)
+        # the int8 scores alone: the same rows up to near-ties, cosines to within a few thousandths
+        rough = index.search(query, top, groups)
+        assert len(rough) == len(expected)
+        assert np.allclose([score for _, score in rough], [visible[row] for row, _ in rough], atol=0.01)
     hidden = {row for row, (_, g) in model.items() if g and not set(g) & set(user_groups)}
     live = np.array(sorted(model), dtype=np.int64)
     slots, _ = index.slots(live)
     assert set(live[~index.allowed(user_groups)[slots]].tolist()) == hidden
+
+
+def test_vectors_are_held_in_a_quarter_of_their_float32_size() -> None:
+    """50k x 384 float32 vectors took 77 MB (92 MB with spare room) of a 532 MB server; int8 rows take 19."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((5000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(384)
+    rows = list(range(1, 5001))
+    index.apply(np.empty(0, dtype=np.int64), rows, [v.tobytes() for v in vectors], [()] * 5000, [10] * 5000)
+    assert index.vector_bytes <= 1.25 * 5000 * (384 + 4)
+    query = vectors[42] + 0.05 * rng.standard_normal(384).astype(np.float32)
+    query /= np.linalg.norm(query)
+    exact = vectors @ query
+    found = index.search(query, 10, None, exact=lambda wanted: vectors[wanted - 1])
+    assert [row for row, _ in found] == (np.argsort(-exact)[:10] + 1).tolist()
