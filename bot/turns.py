@@ -107,7 +107,6 @@ class TurnHandler:
         self.memory = ThreadMemory(store, settings.history_tokens)
         self.locks = KeyedLocks()
         self.library = library_of(answerer)
-        self._suggestions: list[str] | None = None
 
     async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
         """Run one turn; an invoke gets the status and body to answer the HTTP request with."""
@@ -126,20 +125,18 @@ class TurnHandler:
     # --- texts -------------------------------------------------------------------------------
 
     async def suggestions(self) -> list[str]:
-        """`RAGBOT_WELCOME_QUESTIONS`, else the titles most central to the local index (computed once;
-        none when the backend has no local index or it cannot be read in time)."""
+        """`RAGBOT_WELCOME_QUESTIONS`, else the titles most central to the local index (recomputed only
+        when the index changed; none when the backend has no local index or it cannot be read in time)."""
         if self.settings.welcome_questions:
             return self.settings.welcome_questions[:WELCOME_SUGGESTIONS]
-        if self._suggestions is None:
-            if self.library is None:
-                return []
-            try:
-                async with asyncio.timeout(SUGGESTIONS_TIMEOUT_S):
-                    self._suggestions = await self.library.central_titles(WELCOME_SUGGESTIONS)
-            except (TimeoutError, RagError) as exc:
-                log.warning("welcome: no suggestions from the knowledge base: %s", exc or "timed out")
-                return []
-        return self._suggestions
+        if self.library is None:
+            return []
+        try:
+            async with asyncio.timeout(SUGGESTIONS_TIMEOUT_S):
+                return await self.library.central_titles(WELCOME_SUGGESTIONS)
+        except (TimeoutError, RagError) as exc:
+            log.warning("welcome: no suggestions from the knowledge base: %s", exc or "timed out")
+            return []
 
     async def welcome(self) -> Activity:
         questions = await self.suggestions()

@@ -69,6 +69,7 @@ class LocalRetriever:
         self.vector_weight = vector_weight
         self.keyword_weight = keyword_weight
         self._store: LocalStore | None = None
+        self._central: tuple[tuple[int, int], list[str]] | None = None  # (files' hashes, count) -> titles
         self._lock = asyncio.Lock()
         self._warm = False
 
@@ -173,7 +174,17 @@ class LocalRetriever:
         like one already picked (three VPN articles would make a poor welcome)."""
         if self._problem() or count < 1:
             return []
-        files, means = await asyncio.to_thread((await self.store()).file_vectors)
+        store = await self.store()
+        version = hash(tuple(sorted((await asyncio.to_thread(store.file_hashes)).items())))
+        if self._central is not None and self._central[0] == (version, count):
+            return self._central[1]
+        titles = await asyncio.to_thread(self._central_titles, store, count)
+        self._central = ((version, count), titles)
+        return titles
+
+    @staticmethod
+    def _central_titles(store: LocalStore, count: int) -> list[str]:
+        files, means = store.file_vectors()
         if not files:
             return []
         centre = means.mean(axis=0)

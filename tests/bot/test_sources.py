@@ -187,7 +187,7 @@ async def test_web_chat_sources_open_in_the_bots_view_and_placeholder_hosts_neve
 
 
 async def test_welcome_suggests_the_central_titles_unless_questions_are_set(
-    make_bot: MakeBot, indexed: IndexedAnswerer
+    make_bot: MakeBot, indexed: IndexedAnswerer, tmp_path: Path
 ) -> None:
     join: dict[str, Any] = {
         "kind": "event",
@@ -202,6 +202,20 @@ async def test_welcome_suggests_the_central_titles_unless_questions_are_set(
     # nearest the centre first; "VPN on a Mac" is too like "VPN", "Salary bands" is for a group only
     assert titles == ["VPN", "Expense policy", "Canteen menu"]
     assert "Fabrikam Answers" in welcome.activity["text"]
+    # the index changes (another process re-indexes): the next welcome follows it
+    with LocalStore(tmp_path / "index.sqlite") as store:
+        store.replace_file(
+            "misc/canteen.md",
+            [
+                chunk("misc/canteen.md", 0, "Menu.", "Cafeteria menu").model_copy(
+                    update={"content_hash": "h2"}
+                )
+            ],
+            axis(0, 0, 1)[None],
+        )
+    await bot.ask(activity(bot.service_url, conversation_id="dl-v", **join))
+    (again,) = bot.connector.messages("dl-v")
+    assert [a["value"] for a in again.activity["suggestedActions"]["actions"]][2] == "Cafeteria menu"
     asked = await make_bot(
         indexed, welcome_questions="Where is the canteen?|How do I book a room?", storage=MemoryStore()
     )
