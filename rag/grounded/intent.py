@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from rag.contract import Turn
+from rag.grounded.text import content_words
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,41 @@ _PREPOSITIONS = frozenset(
 _WORD = re.compile(r"[\w'-]+")
 _CODE = re.compile(r"\b(?:0x[0-9a-f]+|[a-z]*\d[\w-]*)\b", re.IGNORECASE)
 SHORT_FOLLOW_UP_WORDS = 3
-"""A question of at most this many words, asked after an earlier turn, is read as a follow-up."""
+"""A question of at most this many words, asked after an earlier turn, may be a follow-up."""
+MIN_STANDALONE_WORDS = 2
+"""A question ("how do I book a meeting room") with this many content words stands on its own."""
+_CONDITION = re.compile(r"^\s*(?:(?:and|so|but|ok(?:ay)?)[\s,]+)?what\s+if\b", re.IGNORECASE)
+_KEEPS_TOPIC = frozenset({"instead", "too", "either", "else", "also"})
+_BE = frozenset({"is", "are", "was", "were", "be", "any"})
+_ASKS = re.compile(
+    r"^\s*(?:how|what|where|when|who|which|why|can|could|do|does|is|are|should|will|would|may)\b", re.I
+)
 
 
 def clean_query(text: str) -> str:
     """The question as a search query: one line, no surrounding punctuation or spaces."""
     return " ".join(text.split()).strip(" ?!.,;:")
+
+
+_ASKING = r"(?:how|what|where|when|who|which|why|can|could|do|does|is|are|should|will|would|may)\b"
+_PART_BREAK = re.compile(
+    rf"\?\s+(?:(?:and|also|plus)\b[\s,]*)?|;\s*|,?\s+(?:and|also|plus)[\s,]+(?={_ASKING})"
+    rf"|\.\s+(?:also\b[\s,]*)?(?={_ASKING})",
+    re.IGNORECASE,
+)
+_ALSO = re.compile(r"^\s*(?:and|also|plus)\b[\s,]*", re.IGNORECASE)
+MIN_PART_WORDS = 3
+"""A piece shorter than this is not a question of its own ("..., and why?")."""
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a message asks, in order: "How do I reset my password and how many days of leave do
+    I get?" is two; a question with one topic is one part. Each part is cleaned like a query."""
+    pieces = [clean_query(_ALSO.sub("", piece)) for piece in _PART_BREAK.split(question)]
+    pieces = [piece for piece in pieces if piece]
+    if len(pieces) < 2 or any(len(_WORD.findall(piece)) < MIN_PART_WORDS for piece in pieces):
+        return [clean_query(question)] if clean_query(question) else []
+    return pieces
 
 
 def previous_intent(history: Sequence[Turn]) -> list[str]:
@@ -51,12 +81,48 @@ def previous_intent(history: Sequence[Turn]) -> list[str]:
 
 
 def is_follow_up(question: str) -> bool:
-    """True when the question leans on the previous turn: a lead-in ("and ...", "what about ..."),
+    """True when the question may lean on the previous turn: a lead-in ("and ...", "what about ..."),
     a pronoun standing for something said before, or only a few words."""
     if _LEAD.match(question):
         return True
-    words = [w.lower() for w in _WORD.findall(question)]
-    return len(words) <= SHORT_FOLLOW_UP_WORDS or any(w in _ANAPHORA for w in words)
+    words = _words(question)
+    return len(words) <= SHORT_FOLLOW_UP_WORDS or _refers_back(words)
+
+
+def stands_alone(question: str, previous: str) -> bool:
+    """A question that may be a follow-up still stands alone when it changes the topic: "what about sick
+    leave" after a password answer names something the previous turn (`previous`: its queries and
+    answer) never mentioned, and "and how do I book a meeting room?" is a whole question of its own.
+    A pronoun, a phrase starting with a preposition ("and on a Mac?"), a new code ("and 691?"),
+    "what if ..." or "... instead" keeps the previous topic."""
+    words = _words(question)
+    if _refers_back(words) or _CONDITION.match(question) or _KEEPS_TOPIC & set(words):
+        return False
+    rest = clean_query(_LEAD.sub("", _LEAD.sub("", question, count=1), count=1))
+    rest_words = _words(rest)
+    if not rest_words or rest_words[0] in _PREPOSITIONS or _CODE.fullmatch(rest.strip()):
+        return False
+    if _ASKS.match(rest) and len(content_words(rest)) >= MIN_STANDALONE_WORDS:
+        return True
+    new = content_words(rest)
+    said = set(content_words(previous))
+    return bool(new) and 2 * sum(w not in said for w in new) >= len(new)
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _refers_back(words: list[str]) -> bool:
+    """A pronoun standing for something said before; "is there" / "there are" point nowhere."""
+    for i, word in enumerate(words):
+        if word == "there":
+            neighbours = {words[i - 1] if i else "", words[i + 1] if i + 1 < len(words) else ""}
+            if neighbours & _BE:
+                continue
+        if word in _ANAPHORA:
+            return True
+    return False
 
 
 def rewrite_follow_up(previous: str, question: str) -> str:
@@ -98,12 +164,23 @@ def _replace_trailing_phrase(previous: str, preposition: str, phrase: str) -> st
     return " ".join([*tokens[:cut], phrase])
 
 
+def previous_turn_text(history: Sequence[Turn]) -> str:
+    """What the previous exchange talked about: its queries (or question) and its answer."""
+    answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+    return " ".join([*previous_intent(history), answer])
+
+
 def deterministic_queries(history: Sequence[Turn], question: str) -> list[str]:
-    """The intent without a model: the question itself, or each previous query rewritten by the follow-up."""
-    cleaned = clean_query(question)
+    """The intent without a model: one query per part of the question; a part that leans on the previous
+    turn is each previous query rewritten by it (see :func:`rewrite_follow_up`)."""
+    parts = question_parts(question)
     before = previous_intent(history)
-    if not before or not is_follow_up(question):
-        return [cleaned] if cleaned else []
+    if not before or not parts:
+        return parts
+    if len(parts) > 1:
+        return [rewrite_follow_up(before[0], p) if _refers_back(_words(p)) else p for p in parts]
+    if not is_follow_up(question) or stands_alone(question, previous_turn_text(history)):
+        return [clean_query(_LEAD.sub("", question, count=1)) or parts[0]]
     queries: list[str] = []
     for previous in before:
         query = rewrite_follow_up(previous, question)

@@ -28,7 +28,7 @@ from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
 from rag.grounded.fusion import fuse
-from rag.grounded.text import content_words
+from rag.grounded.text import content_words, same_platform
 from rag.local.store import LocalStore
 from rag.settings import QueryType
 
@@ -120,6 +120,7 @@ class LocalRetriever:
         store = await self.store()
         keyword = self.query_type is QueryType.simple
         weights, corrected = self._term_weights(store, query)
+        aliases = self._aliases(store, query, weights)
         spelled = _WORD.sub(lambda m: corrected.get(m.group(0).lower(), m.group(0)), query)
         vectors = (await self.embedder.embed([spelled]))[0]
         dense = store.vector_search(vectors, max(top, CANDIDATES), groups)
@@ -134,12 +135,16 @@ class LocalRetriever:
             lists.append((dense[:top], self.vector_weight))
         candidates = fuse(lists)[:top]
         texts = [f"{hit.chunk.title or ''} {hit.chunk.content}" for hit in candidates]
-        held = store.terms_present(texts, list(weights))
+        held = store.terms_present(texts, [*weights, *(a for names in aliases.values() for a in names)])
         hits = [
             hit.model_copy(
                 update={
                     "query": query,
-                    "rerank_score": _relevance(cosine.get(hit.chunk.id, floor), have, weights),
+                    "rerank_score": _relevance(
+                        cosine.get(hit.chunk.id, floor),
+                        have | {t for t, names in aliases.items() if names & have},
+                        weights,
+                    ),
                 }
             )
             for hit, have in zip(candidates, held, strict=True)
@@ -200,6 +205,16 @@ class LocalRetriever:
             if len(picked) == count:
                 break
         return [files[index][1].strip() for index in picked]
+
+    def _aliases(self, store: LocalStore, query: str, weights: dict[str, float]) -> dict[str, set[str]]:
+        """Index terms of the other names of a platform the query names ("mac": "macos", "macbook")."""
+        aliases: dict[str, set[str]] = {}
+        for word in content_words(query):
+            others = same_platform(word)
+            term = store.index_terms(word)
+            if others and term and term[0] in weights:
+                aliases[term[0]] = {t for other in others for t in store.index_terms(other)}
+        return aliases
 
     async def aclose(self) -> None:
         if self._store is not None:
