@@ -275,6 +275,11 @@ def _html_blocks(element: Tag, outline: _Outline) -> None:
                 if any(cells):
                     outline.add(" | ".join(cells))
             outline.add("")
+        elif name == "pre":  # code keeps its lines, fenced so that answers quote it as code
+            flush_loose()
+            code = child.get_text().strip("\n")
+            if code.strip():
+                outline.add(f"```\n{code}\n```\n")
         elif name in _BLOCKS:
             flush_loose()
             text = _inline(child)

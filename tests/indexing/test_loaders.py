@@ -84,6 +84,17 @@ def test_html_main_content_title_canonical_and_groups() -> None:
     assert "\u00b6" not in text
 
 
+def test_html_code_keeps_its_lines_as_a_fenced_block() -> None:
+    html = (
+        "<main><h2>Sorting Basics<a class='headerlink' href='#b'>\u00b6</a></h2>"
+        "<p>It returns a new sorted list:</p><div class='highlight-pycon notranslate'><div class='highlight'>"
+        "<pre><span class='gp'>&gt;&gt;&gt; </span><span>sorted</span>([5, 2, 3])\n[2, 3, 5]\n</pre>"
+        "</div></div></main>"
+    )
+    text = "\n".join(s.text for s in load(html.encode(), Path("sorting.html")).sections)
+    assert "It returns a new sorted list:\n\n```\n>>> sorted([5, 2, 3])\n[2, 3, 5]\n```" in text
+
+
 def test_pdf_pages_outline_and_failures() -> None:
     data = pdf_bytes(
         [("Scope", "This policy covers travel."), ("Claims", "Claim within 30 days.")], "Expenses"
