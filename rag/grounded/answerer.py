@@ -30,7 +30,7 @@ from rag.contract import (
 from rag.documents import ScoredChunk
 from rag.grounded.fusion import fuse
 from rag.grounded.intent import FollowUpRewriter
-from rag.grounded.protocols import Generator, QueryRewriter, Retriever
+from rag.grounded.protocols import Generator, QueryRewriter, Retriever, Speller
 from rag.grounded.strictness import Selection, select
 
 
@@ -116,6 +116,8 @@ class GroundedAnswerer:
         """Steps 1-3: intent, search and fusion, strictness and top_n."""
         options = self.options
         queries = (await self.rewriter.rewrite(history, question))[: options.max_search_queries]
+        if isinstance(self.retriever, Speller):
+            queries = list(dict.fromkeys([await self.retriever.spell(q) for q in queries]))
         groups = list(user.groups) if user else []
         trimmed = groups if options.security_trimming else None
         lists = await asyncio.gather(

@@ -60,8 +60,10 @@ VARIANT_FLOOR = 0.8
 """Another variant's procedure joins the answer when it scores this share of the chosen one."""
 OTHER_VARIANT = 0.3
 """Score kept by units of a document about another variant than the one the question names."""
-PART_FLOOR = 0.3
-"""Below this score, the best unit for one part of a multi-part question does not answer that part."""
+PART_FLOOR = 0.5
+"""A part of a multi-part question is answered only by a unit holding this share of its terms."""
+PROCEDURE_HEADING = 0.2
+"""Weight of a procedure's own heading naming the question's terms ("Connect" for "connect to the VPN")."""
 MIN_CODE = 3
 """Shorter numbers are versions, counts or days rather than codes."""
 CODE_MISSING = 0.2
@@ -232,7 +234,7 @@ class ExtractiveGenerator:
         scoring = await self._score(units, asked, passages)
         ranked = sorted(units, key=lambda u: u.score, reverse=True)
         best = ranked[0]
-        if best.score < floor:
+        if max(u.coverage for u in units) < floor:
             return []
         budget = _Budget(self.max_units, self.max_chars)
         procedures = await self._procedures_ranked(units, asked, scoring)
@@ -338,6 +340,7 @@ class ExtractiveGenerator:
         for (items, have, heading, _), cosine in zip(found, cosines, strict=True):
             lexical = scoring.lexical(have, heading)
             value = (lexical + cosine) / 2 if self.embedder is not None else lexical
+            value += PROCEDURE_HEADING * scoring.lexical(set(terms(items[0].heading)), set())
             ranked.append((scoring.adjust(value, items[0].doc, have | heading), items))
         return sorted(ranked, key=lambda r: r[0], reverse=True)
 
@@ -351,7 +354,7 @@ class ExtractiveGenerator:
         total = sum(idf.values()) or 1.0
         scoring = _Scoring(wanted, idf, total, passages.titles, passages.variants, asked, passages.ranks)
         for unit, have, heading in zip(units, held, headed, strict=True):
-            unit.score = scoring.lexical(have, heading)
+            unit.score = unit.coverage = scoring.lexical(have, heading)
         if self.embedder is not None:
             shortlist = sorted(units, key=lambda u: u.score, reverse=True)[:EMBEDDED_UNITS]
             cosines = dict(zip(map(id, shortlist), await self._cosines(shortlist, asked), strict=True))

@@ -56,3 +56,10 @@ class QueryRewriter(Protocol):
     """Turns the thread and the new question into standalone search queries (the Answer's intent)."""
 
     async def rewrite(self, history: Sequence[Turn], question: str) -> list[str]: ...
+
+
+@runtime_checkable
+class Speller(Protocol):
+    """A retriever that knows its vocabulary corrects typos in a query before it is searched and shown."""
+
+    async def spell(self, query: str) -> str: ...

@@ -56,6 +56,7 @@ class Unit:
     numbered: bool = False
     heading: str = ""
     score: float = 0.0
+    coverage: float = 0.0  # the share of the question's terms it holds (idf-weighted), before any cosine
     language: str = ""  # of a code block
     cite: int = 0  # the document the marker names, when not `doc` (a list continued in the next chunk)
 

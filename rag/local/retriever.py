@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
 from rag.grounded.fusion import fuse
-from rag.grounded.text import content_words, same_platform
+from rag.grounded.text import STOPWORDS, content_words, same_platform
 from rag.local.store import LocalStore
 from rag.settings import QueryType
 
@@ -39,11 +40,14 @@ keywords catch codes and names (tuned on samples/helpdesk/questions.jsonl, see r
 CANDIDATES = 50
 """Vector hits scored per query: the pool relevance is read from (cheap: one exact matmul)."""
 _WORD = re.compile(r"[^\W_]+")
-MIN_TYPO_LENGTH = 5
-LONG_WORD = 8
+MIN_TYPO_LENGTH = 4
+LONG_WORD = 7
 TYPO_PREFIX = 2
-"""Spelling fallback for terms no chunk holds: length from which it is tried, length from which two
-edits are allowed, and how many first letters must match (typos rarely hit the start of a word)."""
+TYPO_CANDIDATES = 5000
+CORRECTIONS = 1024
+"""Spelling for words no chunk holds: length from which it is tried, length from which two edits are
+allowed, how many first letters are tried first (typos rarely hit the start of a word), how many index
+terms are compared at most, and how many corrections are remembered."""
 SIMILAR_TITLES = 0.8
 """Cosine between two files' mean vectors above which the second is not suggested next to the first."""
 BUILD_HINT = "run `ragbot index samples/helpdesk` (or make run) first"
@@ -72,6 +76,7 @@ class LocalRetriever:
         self._central: tuple[tuple[int, int], list[str]] | None = None  # (files' hashes, count) -> titles
         self._lock = asyncio.Lock()
         self._warm = False
+        self._corrections: OrderedDict[str, str | None] = OrderedDict()
 
     def _problem(self) -> str | None:
         if not self.path.is_file():
@@ -119,9 +124,9 @@ class LocalRetriever:
     ) -> list[ScoredChunk]:
         store = await self.store()
         keyword = self.query_type is QueryType.simple
-        weights, corrected = self._term_weights(store, query)
-        aliases = self._aliases(store, query, weights)
-        spelled = _WORD.sub(lambda m: corrected.get(m.group(0).lower(), m.group(0)), query)
+        spelled = self._spelled(store, query)
+        weights = self._term_weights(store, spelled)
+        aliases = self._aliases(store, spelled, weights)
         vectors = (await self.embedder.embed([spelled]))[0]
         dense = store.vector_search(vectors, max(top, CANDIDATES), groups)
         cosine = {hit.chunk.id: hit.score for hit in dense}
@@ -129,7 +134,7 @@ class LocalRetriever:
         lists: list[tuple[Sequence[ScoredChunk], float]] = []
         if self.query_type is not QueryType.vector:
             # stopwords match most chunks: they slow bm25 down and add nothing to its ranking
-            keywords = " ".join(content_words(spelled)) or query
+            keywords = " ".join(content_words(spelled)) or spelled
             lists.append((store.keyword_search(keywords, top, groups), self.keyword_weight))
         if not keyword:
             lists.append((dense[:top], self.vector_weight))
@@ -151,20 +156,32 @@ class LocalRetriever:
         ]
         return sorted(hits, key=lambda hit: hit.rerank_score or 0.0, reverse=True)
 
-    def _term_weights(self, store: LocalStore, query: str) -> tuple[dict[str, float], dict[str, str]]:
-        """idf of each content term of the query, a term no chunk holds weighing the most; a misspelt
-        word counts as the index term it is close to. Also returns word -> correction."""
-        words = content_words(query)
-        terms = store.index_terms(" ".join(words))
-        frequencies = store.document_frequencies(terms)
-        corrected: dict[str, str] = {}
-        for term, df in list(frequencies.items()):
-            if df == 0 and (fixed := _spelling(store, term)):
-                del frequencies[term]
-                frequencies[fixed] = store.document_frequencies([fixed])[fixed]
-                corrected.update({w: fixed for w in words if store.index_terms(w) == [term]})
+    def _term_weights(self, store: LocalStore, query: str) -> dict[str, float]:
+        """idf of each content term of the query, a term no chunk holds weighing the most."""
+        frequencies = store.document_frequencies(store.index_terms(" ".join(content_words(query))))
         total = store.count()
-        return {t: math.log((total + 1) / (df + 0.5)) for t, df in frequencies.items()}, corrected
+        return {t: math.log((total + 1) / (df + 0.5)) for t, df in frequencies.items()}
+
+    async def spell(self, query: str) -> str:
+        """The query with each word no chunk holds replaced by the indexed word it is a typo of
+        ("how do i rset my pasword" -> "how do i reset my password"): the answerer shows and searches
+        this form, so every path (CLI, bot, web) corrects the same way."""
+        return self._spelled(await self.store(), query)
+
+    def _spelled(self, store: LocalStore, query: str) -> str:
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0).lower()
+            if len(word) < MIN_TYPO_LENGTH or not word.isalpha() or word in STOPWORDS:
+                return match.group(0)
+            if word not in self._corrections:
+                terms = store.index_terms(word)
+                known = not terms or store.document_frequencies(terms)[terms[0]] > 0
+                self._corrections[word] = None if known else _spelling(store, word)
+                if len(self._corrections) > CORRECTIONS:
+                    self._corrections.popitem(last=False)
+            return self._corrections[word] or match.group(0)
+
+        return _WORD.sub(fix, query)
 
     # -- Library: the indexed documents themselves ----------------------------------------------
 
@@ -229,34 +246,51 @@ def _relevance(cosine: float, held: set[str], weights: dict[str, float]) -> floa
     return (cosine + sum(w for t, w in weights.items() if t in held) / sum(weights.values())) / 2
 
 
-def _spelling(store: LocalStore, term: str) -> str | None:
-    """The index term a term found nowhere is most likely a typo of: same first letters, one edit away
-    (two for long words), the most common on a tie; None for short terms, where a near miss is as likely
-    another word ("vape", "page")."""
-    if len(term) < MIN_TYPO_LENGTH or not term.isalpha():
-        return None
-    allowed = 1 if len(term) < LONG_WORD else 2
-    best: tuple[int, int, str] | None = None
-    for candidate, df in store.terms_with_prefix(term[:TYPO_PREFIX]).items():
-        if abs(len(candidate) - len(term)) > allowed:
-            continue
-        distance = _edits(term, candidate, allowed)
-        if distance <= allowed and (best is None or (distance, -df) < best[:2]):
-            best = (distance, -df, candidate)
-    return best[2] if best else None
+def _spelling(store: LocalStore, word: str) -> str | None:
+    """The indexed word a word found nowhere is most likely a typo of: one edit away (two from 7 letters
+    on), the same first letters where any such word exists, else the same first letter ("rset" ->
+    "reset"), the most common on a tie. Index terms are stems, so each is compared in the forms it
+    stands for ("matern" as "maternity"); None when nothing is that close."""
+    allowed = 1 if len(word) < LONG_WORD else 2
+    for prefix in (word[:TYPO_PREFIX], word[:1]):
+        best: tuple[int, int, int, str] | None = None
+        for stem, df in store.terms_with_prefix(prefix, limit=TYPO_CANDIDATES).items():
+            if not stem.isalpha() or not len(word) - allowed - MAX_SUFFIX <= len(stem) <= len(word) + allowed:
+                continue
+            for surface in _surfaces(stem):
+                if abs(len(surface) - len(word)) > allowed:
+                    continue
+                distance = _edits(word, surface, allowed)
+                rank = (distance, -df, _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2))
+                if distance <= allowed and (best is None or rank < best[:3]):
+                    best = (*rank, surface)
+        if best:
+            return best[3]
+    return None
 
 
-def _edits(a: str, b: str, cap: int) -> int:
-    """Levenshtein distance with adjacent swaps, stopping early once it exceeds `cap`."""
+_SUFFIXES = ("", "e", "s", "es", "ed", "ing", "y", "ity", "ion", "al", "er", "ment", "ly")
+MAX_SUFFIX = max(map(len, _SUFFIXES))
+
+
+def _surfaces(stem: str) -> list[str]:
+    """Words a Porter stem stands for ("recoveri": "recovery", "window": "windows")."""
+    bases = [stem, stem[:-1] + "y"] if stem.endswith("i") else [stem]
+    return [base + suffix for base in bases for suffix in _SUFFIXES]
+
+
+def _edits(a: str, b: str, cap: int, *, swap_cost: int = 1, change_cost: int = 1) -> int:
+    """Levenshtein distance with adjacent swaps, stopping early once it exceeds `cap`. With costs of 2
+    it breaks ties: "windos" is nearer "windows" (one letter left out) than "window"."""
     previous2: list[int] = []
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
         current = [i] + [0] * len(b)
         for j, cb in enumerate(b, start=1):
-            cost = 0 if ca == cb else 1
+            cost = 0 if ca == cb else change_cost
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
+                current[j] = min(current[j], previous2[j - 2] + swap_cost)
         if min(current) > cap:
             return cap + 1
         previous2, previous = previous, current

@@ -12,6 +12,7 @@ from rag.grounded.intent import (
     is_follow_up,
     parse_queries,
     previous_intent,
+    question_parts,
 )
 
 
@@ -126,3 +127,59 @@ async def test_chat_rewriter_falls_back_and_skips_the_model_on_the_first_turn() 
     assert len(model.calls) == 1
     model.reply = '["a", "b", "c"]'
     assert await rewriter.rewrite(thread("x"), "y") == ["a", "b"]
+
+
+def exchange(question: str, answer: str, intent: str) -> list[Turn]:
+    return [Turn(role="user", content=question), Turn(role="assistant", content=answer, intent=[intent])]
+
+
+PASSWORD = exchange(
+    "How do I reset my password?",
+    "1. Go to https://portal.contoso.example/password [doc1].\n2. Enter your email address [doc1].",
+    "How do I reset my password",
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("what about sick leave", ["sick leave"]),  # a new topic: not "How do I reset my password sick leave"
+        ("and how do I book a meeting room?", ["how do I book a meeting room"]),
+        ("How many days of annual leave do I get?", ["How many days of annual leave do I get"]),
+        ("Is there a limit on hotel costs?", ["Is there a limit on hotel costs"]),  # "there" points nowhere
+        ("what about the canteen menu?", ["the canteen menu"]),
+    ],
+)
+def test_a_topic_change_or_a_whole_question_stands_alone(question: str, expected: list[str]) -> None:
+    assert deterministic_queries(PASSWORD, question) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("and on a Mac?", "How do I reset my password on a Mac"),
+        ("what if I have no phone?", "How do I reset my password I have no phone"),
+        ("how long does it take?", "How do I reset my password how long does it take"),
+        ("what about the email address", "How do I reset my password the email address"),  # said before
+        ("and the portal instead?", "How do I reset my password the portal instead"),
+    ],
+)
+def test_a_follow_up_that_leans_on_the_topic_carries_it(question: str, expected: str) -> None:
+    assert deterministic_queries(PASSWORD, question) == [expected]
+
+
+def test_a_multi_part_question_is_one_query_per_part() -> None:
+    question = "How do I reset my password and how many days of annual leave do I get?"
+    assert question_parts(question) == [
+        "How do I reset my password",
+        "how many days of annual leave do I get",
+    ]
+    assert deterministic_queries([], question) == question_parts(question)
+    assert question_parts("How do I connect to the VPN on Windows? Also, how do I add a printer?") == [
+        "How do I connect to the VPN on Windows",
+        "how do I add a printer",
+    ]
+    assert question_parts("salt and pepper, and why?") == ["salt and pepper, and why"]
+    assert question_parts("What if the SSTP one doesn't work either?") == [
+        "What if the SSTP one doesn't work either"
+    ]

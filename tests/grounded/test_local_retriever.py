@@ -10,6 +10,8 @@ import pytest
 from grounded_fakes import chunk
 
 from rag.errors import NotReady
+from rag.grounded.answerer import GroundedAnswerer
+from rag.grounded.extractive import ExtractiveGenerator
 from rag.local.embedder import LocalEmbedder
 from rag.local.retriever import LocalRetriever
 from rag.local.store import LocalStore
@@ -138,3 +140,35 @@ async def test_a_misspelt_word_counts_as_the_word_it_is_close_to(
     store = await retriever.store()
     assert store.terms_with_prefix("pr") == {"print": 1, "printer": 1, "profil": 1}
     await retriever.aclose()
+
+
+PASSWORD = (
+    "## Reset a forgotten password\n\n1. Go to the password portal from any browser.\n"
+    "2. Enter your email address.\n3. Verify your identity with two methods.\n"
+    "4. Choose a new password.\n5. Click Finish."
+)
+REST = "Take a rest break of five minutes every hour when you work at a screen."
+
+
+async def test_typos_two_edits_away_are_corrected_and_the_intent_says_so(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path) as store:
+        for key, text in {
+            "password": PASSWORD,
+            "rest": REST,
+            "maternity": "Maternity leave is 26 weeks.",
+        }.items():
+            piece = chunk(key, text)
+            store.replace_file(piece.filepath, [piece], embedder.embed_sync([text]))
+    retriever = LocalRetriever(path, embedder)
+    assert await retriever.spell("how do i rset my pasword") == "how do i reset my password"
+    assert await retriever.spell("maternaty leave") == "maternity leave"  # the stem "matern" read as a word
+    assert await retriever.spell("a rest break") == "a rest break"  # known words stay
+    bot = GroundedAnswerer(retriever, ExtractiveGenerator(embedder))
+    answer = await bot.answer([], "how do i rset my pasword")
+    streamed = [d async for d in bot.stream([], "how do i rset my pasword")]
+    assert answer.intent == ["how do i reset my password"] == streamed[0].intent
+    assert not answer.refused and "5. Click Finish [doc1]." in answer.content
+    await bot.aclose()
