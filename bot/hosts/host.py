@@ -37,10 +37,6 @@ class Caller:
 
     claims: dict[str, Any]
 
-    @property
-    def authenticated(self) -> bool:
-        return bool(self.claims)
-
 
 class Credentials(Protocol):
     """The SDK's part of a host: the bot's own token for posting to channels."""

@@ -88,7 +88,7 @@ class OpenIdKeys:
         now = self._clock()
         if now - self._fetched_at > self._max_age:
             await self._wait_for_fetch()
-        elif now - self._fetched_at > self._refresh_after:
+        elif now - self._fetched_at > self._refresh_after and now - self._failed_at >= self._retry_after:
             self._start_fetch()  # in the background: the keys we have are still good
         found = self._keys.get(kid)
         if found is None and now - self._attempted_at > self._unknown_kid_interval:
