@@ -12,7 +12,7 @@ built from the same knobs as the other retrievers:
 
   | strictness | 1 | 2 | 3 | 4 | 5 |
   | --- | --- | --- | --- | --- | --- |
-  | rerankerThreshold | 1.2 | 1.36 | 1.56 | 1.76 | 1.92 |
+  | rerankerThreshold | 1.2 | 1.36 | 1.64 | 1.76 | 1.92 |
 
 - `top` (the pipeline's search depth; top_n_documents is applied after fusion) caps the references used;
 - `AZURE_SEARCH_FILTER` and-ed with the asker's groups -> `filterAddOn` (OData literals escaped as for

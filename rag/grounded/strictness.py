@@ -25,7 +25,7 @@ class Cut:
 CUTS: dict[int, Cut] = {
     1: Cut(floor=0.30, ratio=0.40),
     2: Cut(floor=0.34, ratio=0.50),
-    3: Cut(floor=0.39, ratio=0.60),
+    3: Cut(floor=0.41, ratio=0.60),
     4: Cut(floor=0.44, ratio=0.75),
     5: Cut(floor=0.48, ratio=0.90),
 }

@@ -8,7 +8,7 @@ STOPWORDS = frozenset(
     """a about am an and any are as at be been but by can could did do does for from get got had has have how
     i if in into is it its me my need of on or our should so some than that the their then there these they
     this to up was we were what whats when where which who why will with would you your not no just please
-    hi hello thanks many much often""".split()  # noqa: SIM905 - a word list reads better as prose
+    hi hello thanks many much often put out come coming give s t m d ll re ve""".split()  # noqa: SIM905 - a word list reads better as prose
 )
 _WORD = re.compile(r"[^\W_]+")
 

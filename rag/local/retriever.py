@@ -9,9 +9,11 @@ Relevance (`rerank_score`, what strictness cuts on) is the local stand-in for th
 score, whatever the query type: the mean of the MiniLM cosine of query and chunk and the query's term
 coverage (the idf-weighted share of the query's content words the chunk contains). Cosine alone cannot
 tell "who is the CEO of Contoso" from an answerable question (every article says Contoso); the coverage
-notices that the rare, decisive word is missing. A keyword-only hit outside the vector candidates is
-given the lowest candidate cosine, an upper bound of its own. A query word no chunk holds is read as the
-index term one edit away, if any ("pasword" -> "password"), everywhere the query is used.
+notices that the rare, decisive word is missing (a word no chunk holds at all weighs twice its idf), and
+a platform's other names count as its name ("Mac": "macOS"). A keyword-only hit outside the vector
+candidates is given the lowest candidate cosine, an upper bound of its own. `spell` corrects a query word
+no chunk holds to the indexed word it is a typo of ("rset" -> "reset", "maternaty" -> "maternity"); the
+answerer calls it before searching, so the corrected query is the intent every path shows.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ VECTOR_WEIGHT = 2.0
 KEYWORD_WEIGHT = 1.0
 """Fusion weights of the candidate lists: dense MiniLM finds more than bm25 on help-desk questions,
 keywords catch codes and names (tuned on samples/helpdesk/questions.jsonl, see rag/grounded/README.md)."""
+UNKNOWN_WEIGHT = 2.0
 CANDIDATES = 50
 """Vector hits scored per query: the pool relevance is read from (cheap: one exact matmul)."""
 _WORD = re.compile(r"[^\W_]+")
 MIN_TYPO_LENGTH = 4
-LONG_WORD = 7
+SHORT_WORD = 5
+LONG_WORD = 9
 TYPO_PREFIX = 2
 TYPO_CANDIDATES = 5000
 CORRECTIONS = 1024
@@ -160,7 +164,10 @@ class LocalRetriever:
         """idf of each content term of the query, a term no chunk holds weighing the most."""
         frequencies = store.document_frequencies(store.index_terms(" ".join(content_words(query))))
         total = store.count()
-        return {t: math.log((total + 1) / (df + 0.5)) for t, df in frequencies.items()}
+        return {
+            t: math.log((total + 1) / (df + 0.5)) * (UNKNOWN_WEIGHT if df == 0 else 1)
+            for t, df in frequencies.items()
+        }
 
     async def spell(self, query: str) -> str:
         """The query with each word no chunk holds replaced by the indexed word it is a typo of
@@ -247,26 +254,49 @@ def _relevance(cosine: float, held: set[str], weights: dict[str, float]) -> floa
 
 
 def _spelling(store: LocalStore, word: str) -> str | None:
-    """The indexed word a word found nowhere is most likely a typo of: one edit away (two from 7 letters
-    on), the same first letters where any such word exists, else the same first letter ("rset" ->
-    "reset"), the most common on a tie. Index terms are stems, so each is compared in the forms it
-    stands for ("matern" as "maternity"); None when nothing is that close."""
+    """The indexed word a word found nowhere is most likely a typo of: one edit away (two from
+    `LONG_WORD` letters on; a four-letter word only by a missing letter, "rset" -> "reset"),
+    the same first letters where any such word exists, else the same first letter, the most common on
+    a tie. Index terms are stems, so each is compared in the forms it stands for ("matern" as
+    "maternity"), and a form counts only if the index reads it as that stem; None when nothing is close."""
     allowed = 1 if len(word) < LONG_WORD else 2
     for prefix in (word[:TYPO_PREFIX], word[:1]):
-        best: tuple[int, int, int, str] | None = None
+        found: list[tuple[int, int, int, str, str]] = []
         for stem, df in store.terms_with_prefix(prefix, limit=TYPO_CANDIDATES).items():
             if not stem.isalpha() or not len(word) - allowed - MAX_SUFFIX <= len(stem) <= len(word) + allowed:
                 continue
             for surface in _surfaces(stem):
-                if abs(len(surface) - len(word)) > allowed:
+                if abs(len(surface) - len(word)) > allowed or (
+                    len(word) < SHORT_WORD and len(surface) < len(word)
+                ):
                     continue
-                distance = _edits(word, surface, allowed)
-                rank = (distance, -df, _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2))
-                if distance <= allowed and (best is None or rank < best[:3]):
-                    best = (*rank, surface)
-        if best:
-            return best[3]
+                distance = _edits(word, surface, allowed, change_cost=None)
+                exact = _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2)
+                if distance <= allowed:
+                    found.append((distance, -df, exact, surface, stem))
+        for *_, surface, stem in sorted(found):
+            if store.index_terms(surface) == [stem]:
+                return surface
     return None
+
+
+_KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_NEIGHBOURS = {
+    key: {row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)}
+    | {other[j] for other in _KEYBOARD if other != row for j in (i - 1, i, i + 1) if 0 <= j < len(other)}
+    for row in _KEYBOARD
+    for i, key in enumerate(row)
+}
+_SOUND_ALIKE = ({"c", "s"}, {"c", "k"}, {"s", "z"}, {"f", "v"}, {"g", "j"})
+_VOWELS = frozenset("aeiouy")
+
+
+def _alike(a: str, b: str) -> bool:
+    return (
+        b in _NEIGHBOURS.get(a, set())
+        or (a in _VOWELS and b in _VOWELS)
+        or any({a, b} == pair for pair in _SOUND_ALIKE)
+    )
 
 
 _SUFFIXES = ("", "e", "s", "es", "ed", "ing", "y", "ity", "ion", "al", "er", "ment", "ly")
@@ -279,15 +309,17 @@ def _surfaces(stem: str) -> list[str]:
     return [base + suffix for base in bases for suffix in _SUFFIXES]
 
 
-def _edits(a: str, b: str, cap: int, *, swap_cost: int = 1, change_cost: int = 1) -> int:
+def _edits(a: str, b: str, cap: int, *, swap_cost: int = 1, change_cost: int | None = 1) -> int:
     """Levenshtein distance with adjacent swaps, stopping early once it exceeds `cap`. With costs of 2
-    it breaks ties: "windos" is nearer "windows" (one letter left out) than "window"."""
+    it breaks ties: "windos" is nearer "windows" (one letter left out) than "window". A `change_cost` of
+    None counts a changed letter as a typo (1) only when it is a neighbouring key, a vowel for a vowel or
+    a letter that sounds alike ("expence"), else as 2: "bread" is not a typo of "break"."""
     previous2: list[int] = []
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
         current = [i] + [0] * len(b)
         for j, cb in enumerate(b, start=1):
-            cost = 0 if ca == cb else change_cost
+            cost = 0 if ca == cb else change_cost or (1 if _alike(ca, cb) else 2)
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
                 current[j] = min(current[j], previous2[j - 2] + swap_cost)

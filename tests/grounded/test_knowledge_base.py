@@ -111,7 +111,7 @@ async def test_every_example_response_becomes_an_answer(  # type: ignore[no-unty
 
 
 async def test_strictness_maps_to_the_documented_reranker_threshold(make_settings, cloud) -> None:  # type: ignore[no-untyped-def]
-    assert RERANKER_THRESHOLDS == {1: 1.2, 2: 1.36, 3: 1.56, 4: 1.76, 5: 1.92}
+    assert RERANKER_THRESHOLDS == {1: 1.2, 2: 1.36, 3: 1.64, 4: 1.76, 5: 1.92}
     for strictness, threshold in RERANKER_THRESHOLDS.items():
         env = example_env(cloud.url, AZURE_SEARCH_STRICTNESS=str(strictness))
         del env["AZURE_SEARCH_RERANKER_THRESHOLD"]
