@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,7 +81,8 @@ class LocalRetriever:
         self._central: tuple[tuple[int, int], list[str]] | None = None  # (files' hashes, count) -> titles
         self._lock = asyncio.Lock()
         self._warm = False
-        self._corrections: OrderedDict[str, str | None] = OrderedDict()
+        self._corrections: OrderedDict[str, str | None] = OrderedDict()  # word -> correction (None: none)
+        self._corrections_lock = threading.Lock()  # spell() runs in worker threads
 
     def _problem(self) -> str | None:
         if not self.path.is_file():
@@ -173,20 +175,24 @@ class LocalRetriever:
         """The query with each word no chunk holds replaced by the indexed word it is a typo of
         ("how do i rset my pasword" -> "how do i reset my password"): the answerer shows and searches
         this form, so every path (CLI, bot, web) corrects the same way."""
-        return self._spelled(await self.store(), query)
+        return await asyncio.to_thread(self._spelled, await self.store(), query)
 
     def _spelled(self, store: LocalStore, query: str) -> str:
         def fix(match: re.Match[str]) -> str:
             word = match.group(0).lower()
             if len(word) < MIN_TYPO_LENGTH or not word.isalpha() or word in STOPWORDS:
                 return match.group(0)
-            if word not in self._corrections:
+            with self._corrections_lock:
+                cached = self._corrections.get(word, "")
+            if cached == "":
                 terms = store.index_terms(word)
                 known = not terms or store.document_frequencies(terms)[terms[0]] > 0
-                self._corrections[word] = None if known else _spelling(store, word)
-                if len(self._corrections) > CORRECTIONS:
-                    self._corrections.popitem(last=False)
-            return self._corrections[word] or match.group(0)
+                cached = None if known else _spelling(store, word)
+                with self._corrections_lock:
+                    self._corrections[word] = cached
+                    if len(self._corrections) > CORRECTIONS:
+                        self._corrections.popitem(last=False)
+            return cached or match.group(0)
 
         return _WORD.sub(fix, query)
 
@@ -265,19 +271,34 @@ def _spelling(store: LocalStore, word: str) -> str | None:
         for stem, df in store.terms_with_prefix(prefix, limit=TYPO_CANDIDATES).items():
             if not stem.isalpha() or not len(word) - allowed - MAX_SUFFIX <= len(stem) <= len(word) + allowed:
                 continue
+            if len(prefix) < TYPO_PREFIX and not _second_letter_typo(word, stem):
+                continue
             for surface in _surfaces(stem):
                 if abs(len(surface) - len(word)) > allowed or (
-                    len(word) < SHORT_WORD and len(surface) < len(word)
+                    len(word) < SHORT_WORD and len(surface) <= len(word)
                 ):
                     continue
                 distance = _edits(word, surface, allowed, change_cost=None)
-                exact = _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2)
                 if distance <= allowed:
+                    exact = _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2)
                     found.append((distance, -df, exact, surface, stem))
         for *_, surface, stem in sorted(found):
             if store.index_terms(surface) == [stem]:
                 return surface
     return None
+
+
+def _second_letter_typo(word: str, stem: str) -> bool:
+    """Past the first letter, the typo of a word whose second letter differs is at that letter: one
+    missing ("rset" / "reset"), one extra, one changed or two swapped; anything else is no candidate."""
+    return (
+        stem[2:4] == word[1:3]
+        or stem[1:3] == word[2:4]
+        or stem[2:4] == word[2:4]
+        or stem[1:3] == word[2] + word[1]
+        if len(word) > 2
+        else False
+    )
 
 
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
