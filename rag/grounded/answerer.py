@@ -1,6 +1,7 @@
 """GroundedAnswerer: one turn of On Your Data, run on the client with any retriever and generator.
 
-1. intent: the rewriter turns history + question into standalone queries (the Answer's intent);
+1. intent: the rewriter turns history + question into standalone queries (the Answer's intent), whose
+   typos a retriever that knows its vocabulary (a :class:`Speller`) corrects;
 2. every query is searched with the retriever's query type and the lists are fused by rank;
 3. strictness drops weak documents, top_n caps the rest, in_scope refuses when nothing is left;
 4. the generator writes from the documents numbered [doc1]..[docN]; citations are those documents, in

@@ -42,8 +42,6 @@ from rag.grounded.residue import clean, repeated_lines
 from rag.grounded.text import VARIANT_NAMES, content_words
 from rag.grounded.units import Unit, points_elsewhere, split_units
 
-__all__ = ["ExtractiveGenerator", "Unit", "points_elsewhere", "render", "split_units", "terms"]
-
 RELATIVE_FLOOR = 0.75
 """A unit besides the best one must score at least this share of the best."""
 SIBLING_FLOOR = 0.6
@@ -210,13 +208,6 @@ class ExtractiveGenerator:
                 used.extend(group.units)
             groups.extend(found)
         return groups if any(g.units for g in groups) else []
-
-    async def choose(
-        self, question: str, documents: Sequence[Citation], queries: Sequence[str]
-    ) -> list[Unit]:
-        """The units the answer is made of, in reading order (all groups together)."""
-        groups = await self.answer_groups(question, documents, queries)
-        return [u for g in groups for u in g.units]
 
     async def choose_groups(
         self,
@@ -610,11 +601,6 @@ def _separator(previous: Unit | None, unit: Unit) -> str:
     if unit.kind != "sentence" or previous.kind != "sentence":
         return "\n\n"
     return " "
-
-
-def render(units: Sequence[Unit]) -> list[str]:
-    """One piece of answer text per unit (separator included), each ending with its `[docN]` marker."""
-    return render_groups([Group(list(units))])
 
 
 def render_groups(groups: Sequence[Group]) -> list[str]:

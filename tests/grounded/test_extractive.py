@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from rag.contract import DOC_MARKER, REFUSAL, AnswerBuilder, Citation
-from rag.grounded.extractive import ExtractiveGenerator, points_elsewhere, split_units
+from rag.grounded.extractive import ExtractiveGenerator
+from rag.grounded.units import points_elsewhere, split_units
 
 VPN_ERRORS = """## Error 809
 
