@@ -332,27 +332,33 @@ class ExtractiveGenerator:
             lexical = scoring.lexical(have, heading)
             value = (lexical + cosine) / 2 if self.embedder is not None else lexical
             value += PROCEDURE_HEADING * scoring.lexical(set(terms(items[0].heading)), set())
-            ranked.append((scoring.adjust(value, items[0].doc, have | heading), items))
+            ranked.append((scoring.adjust(value, items[0].doc, have), items))
         return sorted(ranked, key=lambda r: r[0], reverse=True)
 
     async def _score(self, units: list[Unit], asked: str, passages: _Passages) -> _Scoring:
         """Scores every unit; returns the scoring, to score procedures and sections the same way."""
         wanted = set(terms(asked))
         held = [set(terms(u.text)) for u in units]
-        headed = [set(terms(u.heading)) | set(terms(passages.titles.get(u.doc, ""))) for u in units]
+        own = [set(terms(u.heading)) for u in units]  # a title naming every code in the article says little
+        headed = [h | set(terms(passages.titles.get(u.doc, ""))) for u, h in zip(units, own, strict=True)]
         df = Counter(t for h in held for t in h)
         idf = {t: math.log((len(units) + 1) / (df[t] + 0.5)) for t in wanted}
         total = sum(idf.values()) or 1.0
         scoring = _Scoring(wanted, idf, total, passages.titles, passages.variants, asked, passages.ranks)
-        for unit, have, heading in zip(units, held, headed, strict=True):
-            unit.score = unit.coverage = scoring.lexical(have, heading)
-        if self.embedder is not None:
-            shortlist = sorted(units, key=lambda u: u.score, reverse=True)[:EMBEDDED_UNITS]
+        for unit, have, heading, section in zip(units, held, headed, own, strict=True):
+            # a code in the unit's own heading ("## Error 809") is what the unit is about
+            unit.score = unit.coverage = scoring.lexical(have | codes_in(section), heading)
+        if self.embedder is not None:  # the shortlist is read after the penalties, or they would fill it
+            adjusted = {
+                id(u): scoring.adjust(u.score, u.doc, have | section)
+                for u, have, section in zip(units, held, own, strict=True)
+            }
+            shortlist = sorted(units, key=lambda u: adjusted[id(u)], reverse=True)[:EMBEDDED_UNITS]
             cosines = dict(zip(map(id, shortlist), await self._cosines(shortlist, asked), strict=True))
             for unit in units:  # outside the shortlist the cosine counts as 0: it ranked too low to matter
                 unit.score = (unit.score + cosines.get(id(unit), 0.0)) / 2
-        for unit, have, heading in zip(units, held, headed, strict=True):
-            unit.score = scoring.adjust(unit.score, unit.doc, have | heading)
+        for unit, have, section in zip(units, held, own, strict=True):
+            unit.score = scoring.adjust(unit.score, unit.doc, have | section)
         scoring.heading_match = {
             (u.doc, u.heading): sum(idf[t] for t in wanted & set(terms(u.heading))) / total for u in units
         }

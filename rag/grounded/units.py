@@ -260,7 +260,8 @@ def _section_title(line: str, lines: list[str], i: int, reader: _Reader) -> re.M
     """A numbered line standing alone ("3. Per diem and travel allowances" in a PDF) is a section title:
     unpunctuated, short, with no numbered step before or after it."""
     item = _ITEM.match(line)
-    if not item or not item.group(3) or reader.previous == "item":
+    after_step = reader.previous == "item" and reader.units and reader.units[-1].numbered
+    if not item or not item.group(3) or after_step:
         return None
     text = item.group(4).strip()
     if text.endswith((".", "!", "?", ":", ";", ",", ")")) or len(text.split()) > TITLE_WORDS:

@@ -172,3 +172,18 @@ async def test_the_entitlement_sentence_answers_despite_its_link() -> None:
         ),
     )
     assert "25 days" in plain(answer[0])
+
+
+def test_a_numbered_pdf_title_after_a_bulleted_list_is_a_heading() -> None:
+    content = (
+        "4. Corporate card\n- Monthly limit £5,000; single transaction limit £2,000.\n"
+        "5. Not reimbursed\nTraffic and parking fines, home-to-office travel, minibar and films.\n"
+    )
+    assert [(u.kind, u.heading, u.text) for u in split_units(1, content)] == [
+        ("item", "Corporate card", "Monthly limit £5,000; single transaction limit £2,000."),
+        (
+            "sentence",
+            "Not reimbursed",
+            "Traffic and parking fines, home-to-office travel, minibar and films.",
+        ),
+    ]

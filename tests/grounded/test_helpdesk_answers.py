@@ -248,3 +248,21 @@ async def test_headings_and_link_only_lines_are_never_quoted(generator: Extracti
         assert not re.fullmatch(r"\W*\[[^\]]*\]\([^)]*\)\W*", line)
         assert line.strip(" *.") not in {"Related articles", "Steps", "Tips", "What you need"}
     assert DOC_MARKER.search(text)
+
+
+async def test_an_error_code_gets_its_own_section_though_the_title_names_every_code(
+    generator: ExtractiveGenerator,
+) -> None:
+    documents = [*article("it/vpn-error-codes.md"), *article("it/vpn-macos.md")]
+    assert "691" in documents[0].title  # "VPN error codes and fixes (809, 691, 812, 13801, 720)"
+    text = await answer(generator, "what does vpn error 691 mean", documents)
+    assert "is not recognized" in text and "IKEv2" not in text
+    assert [s[:20] for s in quoted_steps(text)] == [
+        "Check you are signin",
+        "Reset or unlock your",
+        "Wait 15 minutes for ",
+    ]
+    text = await answer(generator, "vpn not working error 809", documents)
+    assert quoted_steps(text)[:1] == [
+        "Connect using the fallback profile **Contoso-VPN-SSTP**, which uses TCP port 443."
+    ]
