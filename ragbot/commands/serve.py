@@ -69,13 +69,14 @@ def run(args: argparse.Namespace) -> int:
 
         LocalEmbedder().warm_up()
     from bot.app import ListenError, create_app, serve
+    from bot.state import describe
     from rag.factory import build_answerer
 
     bot = settings.bot
     host, port = args.host or bot.host, args.port or bot.port
     choice = choose_backend(settings.rag)
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
-    log.info("conversation memory: %s storage", bot.storage)
+    log.info("conversation state: %s", describe(bot))
     app = create_app(bot, build_answerer(settings.rag))
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     try:

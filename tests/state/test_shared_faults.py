@@ -1,5 +1,6 @@
 """Shared stores that cannot be reached: a typed `StoreUnavailable` with the reason (never a hang or a
-raw SDK error), readiness that says why, and `ragbot serve` refusing to start on one (exit 2)."""
+raw SDK error), readiness that says why, and `ragbot serve` refusing to start on one (exit 2); and the
+per-user rate limit counted once for all replicas."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bot.state.redis import RedisStore
 from tests.commandline import run_ragbot
 from tests.loopback import serve
 from tests.reliability.processes import free_port
-from tests.servers import AZURITE_KEY
+from tests.servers import AZURITE_KEY, Azurite, RedisServer
 from tests.state.conftest import FAKE_KEY
 from tests.state.cosmos_fake import CosmosFake
 
@@ -80,3 +81,24 @@ def test_ragbot_serve_on_an_unreachable_store_exits_2_saying_which(tmp_path: Pat
     assert result.returncode == 2, result.stderr
     assert f"RAGBOT_STORAGE=redis: cannot use redis (127.0.0.1:{port}/0)" in result.stderr
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["redis", "blob"])
+async def test_two_replicas_share_one_users_rate_limit(
+    kind: str, request: pytest.FixtureRequest, redis_server: RedisServer
+) -> None:
+    if kind == "redis":
+        replicas: list[StateStore] = [RedisStore(redis_server.url, prefix="rate-test:") for _ in range(2)]
+    else:
+        azurite: Azurite = request.getfixturevalue("azurite")
+        replicas = [
+            BlobStore.from_connection_string(azurite.connection_string, "rate-test") for _ in range(2)
+        ]
+    for replica in replicas:
+        await replica.open()
+    try:
+        waits = [await replicas[n % 2].take("rate|teams|ann", 4, 60.0) for n in range(6)]
+        assert waits[:4] == [0.0] * 4 and all(w > 0 for w in waits[4:]), waits
+    finally:
+        for replica in replicas:
+            await replica.aclose()
