@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -27,6 +26,7 @@ from azure.core.exceptions import (
 from azure.storage.blob.aio import ContainerClient, LinearRetry
 
 from bot.state import keys
+from bot.state.azure_calls import azure_call
 from bot.state.rates import shared_take
 from bot.state.store import Conflict, Stored, StoreUnavailable
 
@@ -68,13 +68,7 @@ class BlobStore:
         return f"blob ({self._container.url})"
 
     async def _call(self, op: Awaitable[T]) -> T:
-        try:
-            return await op
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            raise
-        except AzureError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
-            raise StoreUnavailable(f"{type(exc).__name__}: {first_line}") from None
+        return await azure_call(op, (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError))
 
     async def open(self) -> None:
         """Create the container if it is missing (the Bicep template creates it in Azure)."""

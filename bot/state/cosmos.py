@@ -15,7 +15,6 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError
 from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
@@ -24,6 +23,7 @@ from azure.cosmos.exceptions import (
 )
 
 from bot.state import keys
+from bot.state.azure_calls import azure_call
 from bot.state.rates import shared_take
 from bot.state.store import Conflict, Stored, StoreUnavailable
 
@@ -51,13 +51,7 @@ class CosmosStore:
         return f"cosmos ({self._where})"
 
     async def _call(self, op: Awaitable[T]) -> T:
-        try:
-            return await op
-        except _EXPECTED:
-            raise
-        except AzureError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
-            raise StoreUnavailable(f"{type(exc).__name__}: {first_line}") from None
+        return await azure_call(op, _EXPECTED)
 
     async def open(self) -> None:
         try:
