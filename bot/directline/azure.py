@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from pydantic import SecretStr
 
+from rag.http_sessions import client_session
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ class AzureDirectLine:
         self._session: ClientSession | None = None
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        self._session = ClientSession(timeout=ClientTimeout(total=15))
+        self._session = client_session(timeout=ClientTimeout(total=15))
         yield
         await self._session.close()
 

@@ -22,6 +22,7 @@ from bot.activity import Activity
 from bot.hosts.connector import ChannelConnector, TokenCache
 from bot.hosts.openid import OpenIdCache
 from bot.hosts.tokens import InboundAuth, TokenValidator
+from rag.http_sessions import client_session
 
 # MSAL fetches tokens with `requests`, whose urllib3 logs a WARNING per retried connection; a failed
 # token fetch is reported once, by the endpoint, with the reason.
@@ -62,9 +63,7 @@ class Host:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256), json_serialize=json_text.dumps
-            )
+            self._session = client_session(limit=256, json_serialize=json_text.dumps)
         return self._session
 
     def start(self) -> None:

@@ -43,6 +43,7 @@ from rag.azure.auth import BearerTokens, default_credential
 from rag.azure.failures import error_for
 from rag.azure.retry import RETRYABLE_STATUS, RateLimiter, SearchRetryPolicy, backoff, server_delay
 from rag.errors import ConfigError, RagError, Throttled, UpstreamUnavailable
+from rag.http_sessions import client_session
 from rag.settings import RagSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ class AzureOpenAIClient:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = client_session(timeout=self._timeout)
         return self._session
 
     async def _headers(self) -> dict[str, str]:
