@@ -1,5 +1,6 @@
 """`ragbot ask` words answers as the bot does: same refusal, one number per document, cited-only JSON,
-a stream printed as it arrives, and a missing index that names the setting to change."""
+a stream printed as it arrives, and a missing or unreadable index that names the setting to change
+(exit 2, a set-up problem, as `ragbot serve` exits)."""
 
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ async def test_pacing_spreads_a_burst_within_a_budget() -> None:
 
 def test_without_an_index_it_names_the_setting_and_the_command(tmp_path: Path) -> None:
     result = run_ragbot("ask", "How do I connect to the VPN?", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"looked for {tmp_path / 'data' / 'index.sqlite'}" in result.stderr
     assert "RAGBOT_DATA_DIR" in result.stderr and "ragbot index FOLDER" in result.stderr
+
+
+def test_an_unreadable_index_is_a_set_up_problem_exit_2_like_serve(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "index.sqlite").write_bytes(b"not a database " * 100)
+    result = run_ragbot("ask", "How do I connect to the VPN?", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "is not an index built by `ragbot index`" in result.stderr
+    assert "Traceback" not in result.stderr

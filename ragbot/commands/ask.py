@@ -41,7 +41,10 @@ A questions file has one JSON object a line: id, question, optional history (ear
 turns, each answered first so follow-ups see real context), relevant, answerable.
 
 Without Azure settings the answer comes from the local index in RAGBOT_DATA_DIR (default: data,
-relative to the current folder); build it with `ragbot index FOLDER`."""
+relative to the current folder); build it with `ragbot index FOLDER`.
+
+Exit status: 0 answered (a refusal too), 1 the answer failed, 2 set-up to fix: a bad setting or a
+backend that is not ready (no index or an unreadable one, refused credentials)."""
 
 
 class QuestionLine(BaseModel):
@@ -186,7 +189,7 @@ async def _main(args: argparse.Namespace) -> int:
                 f"ragbot ask: the {answerer.name} backend is not ready: {not_ready_hint(settings, reason)}",
                 file=sys.stderr,
             )
-            return 1
+            return 2  # no index, an unreadable one, refused credentials: set-up to fix, as serve's exit 2
         return await _ask(args, answerer)
     except RagError as exc:
         if args.json:  # a JSON reader gets an object too, not nothing (stderr says it for people)
