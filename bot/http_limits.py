@@ -46,17 +46,27 @@ class BodyTimeout(TimeoutError):
     draining of an unread body stops quietly on it."""
 
 
-def client_of(peername: Any) -> str:
-    """Who a connection counts against: its IPv4 address, or the /64 of an IPv6 address (what one
-    subscriber is usually given)."""
-    if not isinstance(peername, tuple) or not peername:
-        return "local"  # a Unix socket
-    address = ipaddress.ip_address(str(peername[0]).partition("%")[0])
+def client_key(remote: str | None) -> str:
+    """Who an address counts as: an IPv4 address as it is, an IPv6 one as its /64 (what one subscriber
+    is usually given; IPv4-mapped ones as IPv4). The connection cap and the web chat's limits share it."""
+    if not remote:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+def client_of(peername: Any) -> str:
+    """Who a connection counts against (see :func:`client_key`)."""
+    if not isinstance(peername, tuple) or not peername:
+        return "local"  # a Unix socket
+    return client_key(str(peername[0]))
 
 
 class ClientConnections:

@@ -7,7 +7,6 @@ client opening conversations faster than they expire would fill the store and pu
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.directline.errors import error
+from bot.http_limits import client_key
 from bot.state.rates import LocalRates
 
 log = logging.getLogger(__name__)
@@ -26,21 +26,6 @@ WINDOW_S = 60.0
 def client_of(request: web.Request) -> str:
     """The peer address (not `X-Forwarded-For`, which any client can write)."""
     return client_key(request.remote)
-
-
-def client_key(remote: str | None) -> str:
-    """An IPv4 address as it is, an IPv6 one as its /64 (IPv4-mapped ones as IPv4)."""
-    if not remote:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return remote
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 class StartLimits:

@@ -10,10 +10,10 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.directline.clients import client_key
 from bot.directline.service import MAX_PENDING_DELIVERIES
 from bot.directline.store import MAX_ACTIVITIES, MAX_SUBSCRIBERS, ConversationStore
 from bot.directline.tokens import TOKEN_LIFETIME_S
+from bot.http_limits import client_key
 from bot.web import LOCAL_DIRECT_LINE
 
 from .conftest import MakeClient, RecordingBot
