@@ -25,7 +25,7 @@ from azure.cosmos.exceptions import (
 from bot.state import keys
 from bot.state.azure_calls import azure_call
 from bot.state.rates import shared_take
-from bot.state.store import Conflict, Stored, StoreUnavailable
+from bot.state.store import Conflict, Stored, StoreUnavailable, open_problem
 
 T = TypeVar("T")
 
@@ -113,11 +113,7 @@ class CosmosStore:
         return await shared_take(self, key, limit, window_s)
 
     async def problem(self) -> str | None:
-        try:
-            await self.open()
-        except StoreUnavailable as exc:
-            return str(exc)
-        return None
+        return await open_problem(self.open)
 
     async def aclose(self) -> None:
         await self._client.close()

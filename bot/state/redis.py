@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError
 
-from bot.state.store import Conflict, Stored, StoreUnavailable
+from bot.state.store import Conflict, Stored, StoreUnavailable, open_problem
 
 T = TypeVar("T")
 
@@ -138,11 +138,7 @@ class RedisStore:
         return int(wait_ms) / 1000
 
     async def problem(self) -> str | None:
-        try:
-            await self.open()
-        except StoreUnavailable as exc:
-            return str(exc)
-        return None
+        return await open_problem(self.open)
 
     async def aclose(self) -> None:
         await self._client.aclose()

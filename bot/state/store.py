@@ -9,6 +9,7 @@ caller re-reads; nothing is overwritten blindly except a document with one natur
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 
@@ -75,3 +76,12 @@ class StateStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def open_problem(open_store: Callable[[], Awaitable[None]]) -> str | None:
+    """`StateStore.problem` for a store whose start-up check (`open`) is also its readiness probe."""
+    try:
+        await open_store()
+    except StoreUnavailable as exc:
+        return str(exc)
+    return None
