@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote, unquote, urlsplit
 
 from rag.contract import DOC_MARKER, Citation
+from rag.markdown import HEADING_MARK
 
 MAX_SOURCES = 20
 """Teams rejects a message with more than 20 citations; every channel keeps the same numbering."""
@@ -25,7 +26,7 @@ _REPEATED = re.compile(r"(\[(\d+)\])(?:[ \t]*\[\2\])+")
 _ARRIVING_MARKER = re.compile(r"\[(?:d(?:o(?:c\d*)?)?)?$")
 _CUT_MARKER = re.compile(r"\[\d*$")
 _POSITION = re.compile(r"\[(\d+)\]")
-_HEADING = re.compile(r"(?m)^\s{0,3}#{1,6}\s+")
+_HEADING = re.compile(HEADING_MARK, re.MULTILINE)
 _SPACE = re.compile(r"\s+")
 
 _ICONS = {

@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from rag.markdown import FENCE, closes
+
 _PERMALINK = re.compile(
     r"[ \t]*(?:¶|🔗|\u00b6)|\(?permalink to this (?:headline|heading|definition|section)\)?", re.I
 )
@@ -22,7 +24,6 @@ _LONE_PAGE = re.compile(r"^[ \t]*[-–(]?[ \t]*\d{1,4}(?:[ \t]*(?:of|/)[ \t]*\d{
 _URL_ONLY = re.compile(r"^[ \t]*<?https?://\S+>?[ \t]*$")
 _LINKS_ONLY = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?(?:\[[^\]]*\]\([^)]*\)[ \t]*[|·,]?[ \t]*)+[.:]?[ \t]*$")
 _UNDERLINE = re.compile(r"^[ \t]*([=\-~^\"'`#*+_])\1{2,}[ \t]*$")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
 _ITEM_OR_ROW = re.compile(r"^[ \t]*(?:[-*+•][ \t]|\d{1,2}[.)][ \t]|\|)")
 _SENTENCE_END = re.compile(r"[.!?:;,]$")
 RUNNING_HEADER_EXTRA = 40
@@ -52,16 +53,16 @@ def clean(
     running header. `drop`: lines known to repeat on several pages (see :func:`repeated_lines`).
     """
     kept: list[str] = []
-    fenced = False
+    fence: str | None = None  # of the code block the line is in
     wanted_title = _flat(title or "").casefold()
     for raw in content.splitlines():
-        if _FENCE.match(raw):
-            fenced = not fenced
+        if fence:  # code stays as is, up to the fence that closes it (as the unit splitter reads it)
             kept.append(raw)
+            fence = None if closes(fence, raw) else fence
             continue
-        if fenced or (
-            raw.startswith(("    ", "\t")) and raw.strip()
-        ):  # code (fenced or indented) stays as is
+        opening = FENCE.match(raw)
+        if opening or (raw.startswith(("    ", "\t")) and raw.strip()):  # a fence, or indented code
+            fence = opening.group(1) if opening else None
             kept.append(raw)
             continue
         line = _PERMALINK.sub("", raw).rstrip()

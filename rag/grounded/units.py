@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 
 from rag.grounded.text import content_words
+from rag.markdown import FENCE, HEADING_MARK, closes
 
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$|^\d+(?:\.\d+)+\.?\s+([A-Z][^.!?:]{0,60})$")
+_HEADING = re.compile(HEADING_MARK + r"(.*?)(?:\s+#+)?\s*$|^\d+(?:\.\d+)+\.?\s+([A-Z][^.!?:]{0,60})$")
 """A Markdown heading, or a numbered section title as PDF text carries it ("3.4 Mileage")."""
 _ITEM = re.compile(r"^(\s*)(?:([-*+•])|(\d{1,2})[.)])\s+(?:\[[ xX]\]\s+)?(.*)$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
-_FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+-]*)")
 _DIRECTIVE = re.compile(r"^\s*\.\.\s+(?:(code-block|code|sourcecode|highlight)::.*|[\w-]+::.*|.*)$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”)]?\s+(?=[A-Z0-9*\"“(\[])")
 _WORD = re.compile(r"[^\W_]+")
@@ -128,11 +128,11 @@ def split_units(doc: int, content: str, *, title: str = "") -> list[Unit]:
         raw = lines[i]
         line = raw.strip()
         i += 1
-        fence = _FENCE.match(raw)
+        fence = FENCE.match(raw)
         if fence:
             reader.flush()
             body: list[str] = []
-            while i < len(lines) and not lines[i].strip().startswith(fence.group(1)):
+            while i < len(lines) and not closes(fence.group(1), lines[i]):
                 body.append(lines[i])
                 i += 1
             i += 1

@@ -6,6 +6,7 @@ import re
 
 from rag.contract import DOC_MARKER, REFUSAL, AnswerBuilder, Citation
 from rag.grounded.extractive import ExtractiveGenerator
+from rag.grounded.residue import clean
 from rag.grounded.units import points_elsewhere, split_units
 
 VPN_ERRORS = """## Error 809
@@ -186,4 +187,19 @@ def test_a_numbered_pdf_title_after_a_bulleted_list_is_a_heading() -> None:
             "Not reimbursed",
             "Traffic and parking fines, home-to-office travel, minibar and films.",
         ),
+    ]
+
+
+def test_the_cleaner_and_the_splitter_agree_where_a_code_block_ends() -> None:
+    """A ``` line inside a ~~~ block is code: the cleaner used to read it as the block's end, so it
+    dropped the link line inside the block and kept the page footer after it."""
+    content = (
+        "Start a code block with three backticks:\n\n~~~\n```\nhttps://intranet.example/code-style\n~~~\n\n"
+        "Close it the same way.\nhttps://kb.example/markdown    Page 2 of 3"
+    )
+    units = split_units(1, clean(content))
+    assert [(u.kind, u.text) for u in units] == [
+        ("sentence", "Start a code block with three backticks:"),
+        ("code", "```\nhttps://intranet.example/code-style"),
+        ("sentence", "Close it the same way."),
     ]
