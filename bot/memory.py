@@ -94,6 +94,9 @@ class RatedAnswer(_Fragment):
     citations: list[Citation] = Field(default_factory=list)
     intent: list[str] = Field(default_factory=list)
     at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    refused: bool = Field(
+        default=False, description="not answered from the knowledge base (kept for the hand-off, not history)"
+    )
 
 
 class ThreadState(BaseModel):

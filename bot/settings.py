@@ -132,12 +132,35 @@ class BotSettings(BaseSettings):
         description="the welcome's suggestions; empty: the most central titles of the local index",
     )
 
+    handoff_webhook: SecretStr | None = Field(
+        default=None,
+        validation_alias="RAGBOT_HANDOFF_WEBHOOK",
+        description="where hand-offs are POSTed: a Teams Workflows URL or any webhook taking JSON",
+    )
+    handoff_webhook_format: Literal["auto", "json", "teams"] = Field(
+        default="auto",
+        validation_alias="RAGBOT_HANDOFF_WEBHOOK_FORMAT",
+        description="teams: the Adaptive Card message a Teams Workflow takes; json: ragbot's own; "
+        "auto: teams for Workflows URLs (logic.azure.com, powerplatform.com), else json",
+    )
+    handoff_timeout: float = Field(default=20.0, gt=0, le=300, validation_alias="RAGBOT_HANDOFF_TIMEOUT")
+    """Seconds a hand-off may spend posting to the webhook, retries and Retry-After waits included."""
+
     @field_validator("allowed_tenants", "welcome_questions", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             sep = "|" if "|" in value else ","
             return [part.strip() for part in value.split(sep) if part.strip()]
+        return value
+
+    @field_validator("handoff_webhook")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^https?://[^\s/?#]+", value.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("frame_ancestors")

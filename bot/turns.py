@@ -23,6 +23,9 @@ from bot.activity import (
     thread_key,
 )
 from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_feedback, with_answer
+from bot.handoff import DISLIKE_OFFER, HANDOFF_COMMANDS, HANDOFF_HINT, HandOff, offer
+from bot.handoff.transcript import thread_transcript
+from bot.hosts.errors import OutboxError
 from bot.limits import WINDOW_S, tenant_allowed
 from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
@@ -99,8 +102,10 @@ class TurnHandler:
         store: StateStore,
         *,
         timing: TurnTiming | None = None,
+        handoff: HandOff | None = None,
     ) -> None:
         self.settings = settings
+        self.handoff = handoff or HandOff(settings)
         self.answerer = answerer
         self.store = store
         self.timing = timing or TurnTiming()
@@ -119,7 +124,7 @@ class TurnHandler:
             if self._allowed(activity):
                 await outbox.send(await self.welcome())
         elif kind == "invoke":
-            return await self._on_invoke(activity)
+            return await self._on_invoke(activity, outbox)
         return None
 
     # --- texts -------------------------------------------------------------------------------
@@ -155,6 +160,7 @@ class TurnHandler:
             "",
             "- **help**: this message",
             "- **reset** or **new**: forget this conversation and start over",
+            "- **handoff**: pass this conversation to a person, with a summary of it",
         ]
         if needs_mention(activity):
             lines.append("")
@@ -199,6 +205,9 @@ class TurnHandler:
         if not question or command == "help":
             await outbox.send(_message(self.help_text(activity)))
             return
+        if command in HANDOFF_COMMANDS:
+            await self._hand_off(activity, outbox)
+            return
         key = thread_key(activity)
         async with self.locks.hold(key):
             if command in RESET_COMMANDS:
@@ -229,12 +238,43 @@ class TurnHandler:
         return SOURCES_PREFIX if channel_kind(channel_id) == "webchat" else None
 
     def _render(self, activity: Activity, answer: Answer) -> Activity:
-        return render_reply(
+        reply = render_reply(
             answer,
             activity["channelId"],
             conversation_type(activity),
             show_intent=self.settings.show_intent,
             viewer=self.viewer(activity["channelId"]),
+        )
+        if answer.refused:
+            return self._offer(activity, {**reply, "text": f"{reply['text']}\n\n{HANDOFF_HINT}"})
+        return reply
+
+    @staticmethod
+    def _offer(activity: Activity, reply: Activity) -> Activity:
+        """Suggested actions where the channel shows them (not in Teams channels and group chats)."""
+        return reply if needs_mention(activity) else offer(reply)
+
+    async def _hand_off(self, activity: Activity, outbox: Outbox) -> None:
+        """Summarize the thread, post it to the help desk, show the user the card and the outcome.
+        Reads the thread only: its history stays as it was, whatever happens to the post."""
+        typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
+        try:
+            state = (await self.memory.load(thread_key(activity))).state
+            transcript = await thread_transcript(self.store, state, activity["channelId"])
+            summary = await self.handoff.summarize(transcript)
+            user = activity["from"]
+            about = {
+                "app": self.settings.app_name,
+                "channel": activity["channelId"],
+                "conversation_id": activity["conversation"]["id"],
+                "user": user.get("name") or user.get("aadObjectId") or user["id"],
+                "tenant_id": tenant_of(activity),
+            }
+            delivery = await self.handoff.deliver(summary, transcript, about)
+        finally:
+            await typing.stop()
+        await outbox.send(
+            self.handoff.reply(channel_kind(activity["channelId"]), summary, transcript, delivery)
         )
 
     async def _answer_once(
@@ -317,6 +357,8 @@ class TurnHandler:
         outbox: Outbox,
     ) -> None:
         """Save the turn; if the store refuses (down, disk full), say so: the history stays as it was."""
+        if answer.refused and reply_id:
+            await self._remember_refusal(activity, key, snapshot, question, answer, reply_id)
         if not _recordable(answer):
             return
         turns: Sequence[Turn] = (
@@ -338,6 +380,18 @@ class TurnHandler:
         except StateError as exc:
             log.warning("answered but not saved: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(NOT_SAVED))
+
+    async def _remember_refusal(
+        self, activity: Activity, key: str, snapshot: Snapshot, question: str, answer: Answer, reply_id: str
+    ) -> None:
+        """A refusal stays out of the history but is kept with the answers, for feedback and the hand-off."""
+        rated = RatedAnswer(
+            activity_id=reply_id, question=question, answer=answer.content, intent=answer.intent, refused=True
+        )
+        try:
+            await self.memory.record_turn(key, snapshot, activity.get("id"), (), rated)
+        except StateError as exc:
+            log.warning("refusal not kept for the hand-off: the conversation store is unavailable: %s", exc)
 
     @staticmethod
     def _log_failure(exc: BaseException) -> None:
@@ -362,7 +416,7 @@ class TurnHandler:
 
     # --- invokes -----------------------------------------------------------------------------
 
-    async def _on_invoke(self, activity: Activity) -> InvokeReply:
+    async def _on_invoke(self, activity: Activity, outbox: Outbox) -> InvokeReply:
         name = activity.get("name")
         if name != "message/submitAction":
             return InvokeReply(400, {"error": f"unsupported invoke {name!r}"})
@@ -391,10 +445,19 @@ class TurnHandler:
             tenant_id=tenant_of(activity),
         )
         try:
+            earlier = await self.store.read(record.key)
             await save_feedback(self.store, with_answer(record, rated))
         except StateError as exc:
             log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
             return InvokeReply(503, {"error": "feedback cannot be saved right now"})
+        first_dislike = (
+            earlier is None or FeedbackRecord.model_validate_json(earlier.doc).reaction != "dislike"
+        )
+        if reaction == "dislike" and first_dislike and not outbox.buffered:
+            try:
+                await outbox.send(self._offer(activity, _message(DISLIKE_OFFER)))
+            except OutboxError as exc:  # the rating is saved: the offer is only a courtesy
+                log.warning("could not offer a hand-off after a thumbs-down: %s", exc)
         return InvokeReply(200, {})
 
 

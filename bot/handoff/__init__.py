@@ -1,0 +1,115 @@
+"""The hand-off: a thread summarized for a person, shown to the user and posted to the help desk.
+
+`handoff` (or "Talk to a person", offered after a refusal or a thumbs-down) summarizes the thread
+(`rag.summary`: the chat model when configured, extractive otherwise), POSTs it to
+`RAGBOT_HANDOFF_WEBHOOK` when set (a Teams Workflow gets the Adaptive Card message, anything else
+ragbot's JSON), and answers with the card and whether it went through. The thread's history is
+only read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.handoff.card import (
+    card_attachment,
+    handoff_card,
+    handoff_text,
+    webhook_json,
+    workflow_message,
+)
+from bot.handoff.webhook import Delivery, Webhook, webhook_format
+from bot.settings import BotSettings
+from rag.summary import Summary, Transcript, summarize
+
+if TYPE_CHECKING:
+    from rag.azure.client import AzureOpenAIClient
+
+HANDOFF_COMMANDS = ("handoff", "hand off", "hand-off", "talk to a person")
+OFFER_TITLE = "Talk to a person"
+HANDOFF_HINT = f"Or choose **{OFFER_TITLE}** (say **handoff**) and I'll pass this conversation to a person."
+DISLIKE_OFFER = (
+    f"Sorry that didn't help. Would you like a person to take over? Choose **{OFFER_TITLE}** or say "
+    "**handoff** and I'll pass them a summary of this conversation."
+)
+NOTHING_ASKED = "The user asked for a person before asking the bot anything."
+SENT = "I've passed this conversation to the help desk: a person will get back to you here or by email."
+NOT_CONNECTED = (
+    "No help desk is connected to me, so I couldn't send this myself. "
+    "Please pass this summary on when you contact the help desk."
+)
+
+
+def not_sent(delivery: Delivery) -> str:
+    return (
+        f"I couldn't reach the help desk just now ({delivery.detail}), so this was not sent. "
+        "Your conversation is kept: say **handoff** again in a few minutes."
+    )
+
+
+def status_text(delivery: Delivery | None) -> str:
+    if delivery is None:
+        return NOT_CONNECTED
+    return SENT if delivery.sent else not_sent(delivery)
+
+
+def offer(activity: dict[str, Any]) -> dict[str, Any]:
+    """`activity` with "Talk to a person" as a suggested action (Teams personal chats, Web Chat, ...)."""
+    action = {"type": "imBack", "title": OFFER_TITLE, "value": OFFER_TITLE}
+    return {**activity, "suggestedActions": {"actions": [action]}}
+
+
+class HandOff:
+    """Summarizes with the chat model (`client`) or extractively, and posts to the webhook if set."""
+
+    def __init__(self, settings: BotSettings, client: AzureOpenAIClient | None = None) -> None:
+        self.app_name = settings.app_name
+        self.client = client
+        url = settings.handoff_webhook.get_secret_value() if settings.handoff_webhook else None
+        self.webhook = Webhook(url, deadline=settings.handoff_timeout) if url else None
+        self.format = webhook_format(url, settings.handoff_webhook_format) if url else "json"
+
+    async def summarize(self, transcript: Transcript) -> Summary:
+        if transcript.empty:
+            return Summary(text=NOTHING_ASKED, method="extractive")
+        return await summarize(transcript, self.client)
+
+    def payload(self, summary: Summary, transcript: Transcript, about: dict[str, Any]) -> dict[str, Any]:
+        """The webhook's body: the Adaptive Card message for a Teams Workflow, else ragbot's JSON."""
+        facts = [(name.replace("_", " ").capitalize(), str(value)) for name, value in about.items() if value]
+        card = handoff_card(summary, transcript, facts=facts)
+        if self.format == "teams":
+            return workflow_message(card)
+        return webhook_json(summary, transcript, about, card)
+
+    async def deliver(
+        self, summary: Summary, transcript: Transcript, about: dict[str, Any]
+    ) -> Delivery | None:
+        """Post to the help desk; None when no webhook is configured."""
+        if self.webhook is None:
+            return None
+        stamped = {**about, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        return await self.webhook.post(self.payload(summary, transcript, stamped))
+
+    def reply(
+        self, channel_kind: str, summary: Summary, transcript: Transcript, delivery: Delivery | None
+    ) -> dict[str, Any]:
+        """The user's answer: the status and the card (Teams, Web Chat), or plain text elsewhere."""
+        status = status_text(delivery)
+        if channel_kind == "plain":
+            text = handoff_text(summary, transcript, status=status)
+            return {"type": "message", "text": text, "textFormat": "markdown"}
+        card = handoff_card(summary, transcript)
+        return {
+            "type": "message",
+            "text": status,
+            "textFormat": "markdown",
+            "attachments": [card_attachment(card)],
+        }
+
+    async def aclose(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.aclose()
+        if self.client is not None:
+            await self.client.aclose()
