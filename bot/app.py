@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.handoff import HandOff
 from bot.headers import hardening_headers
 from bot.hosts import Host, build_host
 from bot.hosts.endpoint import MAX_BODY_BYTES, process
@@ -107,8 +108,10 @@ def create_app(
     storage: StateStore | None = None,
     timing: TurnTiming | None = None,
     auth_overrides: Mapping[str, Any] | None = None,
+    handoff: HandOff | None = None,
 ) -> web.Application:
-    """The whole service; `storage` defaults to `RAGBOT_STORAGE`, `timing` to Teams' stream pacing."""
+    """The whole service; `storage` defaults to `RAGBOT_STORAGE`, `timing` to Teams' stream pacing,
+    `handoff` to extractive summaries posted to `RAGBOT_HANDOFF_WEBHOOK`."""
     if not settings.auth_enabled:
         log.warning(AUTH_OFF_WARNING)
     app = web.Application(
@@ -119,7 +122,7 @@ def create_app(
     app[SETTINGS] = settings
     app[ANSWERER] = answerer
     app[HOST] = host
-    app[TURNS] = TurnHandler(settings, answerer, store, timing=timing)
+    app[TURNS] = TurnHandler(settings, answerer, store, timing=timing, handoff=handoff)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/messages", messages)
@@ -138,6 +141,7 @@ def create_app(
     async def close(app: web.Application) -> None:
         await host.close()
         await app[ANSWERER].aclose()
+        await app[TURNS].handoff.aclose()
         if storage is None:
             await store.aclose()
 

@@ -22,11 +22,13 @@ def ragbot(
 def test_help_lists_every_command() -> None:
     result = ragbot("--help")
     assert result.returncode == 0
-    for name in ("serve", "index", "ask", "config", "feedback", "teams-package"):
+    for name in ("serve", "index", "ask", "config", "feedback", "summarize", "teams-package"):
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("command", ["serve", "index", "ask", "config", "feedback", "teams-package"])
+@pytest.mark.parametrize(
+    "command", ["serve", "index", "ask", "config", "feedback", "summarize", "teams-package"]
+)
 def test_each_command_has_help(command: str) -> None:
     result = ragbot(command, "--help")
     assert result.returncode == 0, result.stderr

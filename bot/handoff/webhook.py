@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import BaseModel
 
+from rag.http_sessions import client_session
+
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -81,7 +83,9 @@ class Webhook:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session(
+                timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_S, connect=ATTEMPT_TIMEOUT_S), limit=10
+            )
         return self._session
 
     async def post(self, payload: dict[str, Any]) -> Delivery:

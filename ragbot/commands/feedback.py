@@ -41,7 +41,7 @@ async def load(store: StateStore) -> list[FeedbackRecord]:
         await store.aclose()
 
 
-def _reader(settings: BotSettings) -> StateStore | None:
+def server_store(settings: BotSettings) -> StateStore | None:
     """The server's store; SQLite is read beside the running server (not as its owner), or None when
     it was never created."""
     if settings.storage == "sqlite":
@@ -71,7 +71,7 @@ def table(records: list[FeedbackRecord]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = init().bot
-    store = _reader(settings)
+    store = server_store(settings)
     try:
         records = asyncio.run(load(store)) if store is not None else []
     except StoreUnavailable as exc:

@@ -69,15 +69,18 @@ def run(args: argparse.Namespace) -> int:
 
         LocalEmbedder().warm_up()
     from bot.app import ListenError, create_app, serve
+    from bot.handoff import HandOff
     from bot.state import describe
     from rag.factory import build_answerer
+    from rag.summary import summary_client
 
     bot = settings.bot
     host, port = args.host or bot.host, args.port or bot.port
     choice = choose_backend(settings.rag)
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
     log.info("conversation state: %s", describe(bot))
-    app = create_app(bot, build_answerer(settings.rag))
+    handoff = HandOff(bot, summary_client(settings.rag))
+    app = create_app(bot, build_answerer(settings.rag), handoff=handoff)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     try:
         serve(app, host, port, access_log=access_log)

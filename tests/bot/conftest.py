@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
+from bot.handoff import HandOff
 from bot.settings import BotSettings
 from bot.state import StateStore
 from bot.turns import TurnTiming
@@ -69,6 +70,7 @@ def make_bot(
         storage: StateStore | None = None,
         timing: TurnTiming | None = None,
         auth_overrides: dict[str, Any] | None = None,
+        handoff: HandOff | None = None,
         **overrides: Any,
     ) -> Bot:
         fake, service_url = connector
@@ -83,6 +85,7 @@ def make_bot(
                 stream_interval=STREAM_INTERVAL, typing_delay=TYPING_DELAY, typing_period=TYPING_PERIOD
             ),
             auth_overrides=auth_overrides,
+            handoff=handoff,
         )
         client = await aiohttp_client(app)
         return Bot(client, fake, answerer, service_url, settings)

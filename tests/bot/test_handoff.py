@@ -5,20 +5,28 @@ refusal and a thumbs-down, the Adaptive Card in the thread, and the help desk's 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from bot.handoff import DISLIKE_OFFER, NOT_CONNECTED, OFFER_TITLE, SENT
+from bot.handoff import DISLIKE_OFFER, NOT_CONNECTED, OFFER_TITLE, SENT, HandOff
 from bot.handoff.card import CARD_CONTENT_TYPE
+from bot.settings import BotSettings
 from rag.contract import REFUSAL, Answer, Turn
+from rag.settings import Settings, load_settings
+from rag.summary import summary_client
+from ragbot.cli import main
+from tests.azure.azure_fake import FakeAzure, Reply
 from tests.bot.conftest import MakeBot
-from tests.bot.fakes import FakeAnswerer, Received, activity, cited_answer
+from tests.bot.fakes import TENANT, FakeAnswerer, Received, activity, cited_answer
 from tests.bot.test_bot_feedback import submit
 from tests.loopback import serve
 
@@ -227,3 +235,136 @@ async def test_help_lists_handoff(make_bot: MakeBot) -> None:
     bot = await make_bot()
     await bot.ask(activity(bot.service_url, "help"))
     assert "**handoff**" in bot.connector.messages(CONVERSATION)[-1].text
+
+
+OFFICIAL_CHAT = Path(__file__).parents[1] / "conformance/aoai/2024-10-21/chat_completions.json"
+MODEL_SUMMARY = "Ann could not find the bike parking rules; the VPN answer came from the Portal guide."
+
+
+def chat_reply(content: str) -> Reply:
+    """Azure OpenAI's official chat completion example, saying `content`."""
+    body = json.loads(OFFICIAL_CHAT.read_text(encoding="utf-8"))["responses"]["200"]["body"]
+    body["choices"][0]["message"]["content"] = content
+    return Reply(body=body)
+
+
+@pytest.fixture
+async def fake_azure() -> AsyncIterator[FakeAzure]:
+    fake = FakeAzure()
+    async with serve(fake.handle, method="POST") as fake.url:
+        yield fake
+
+
+def azure_settings(url: str) -> Settings:
+    env = {
+        "AZURE_OPENAI_ENDPOINT": url,
+        "AZURE_OPENAI_KEY": "summary-key",
+        "AZURE_OPENAI_MODEL": "gpt-4o",
+        "RAGBOT_RETRY_BUDGET": "0",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return load_settings(env_file=None)
+
+
+async def test_the_chat_model_writes_the_summary_when_configured(
+    make_bot: MakeBot, fake_azure: FakeAzure
+) -> None:
+    client = summary_client(azure_settings(fake_azure.url))
+    assert client is not None
+    handoff = HandOff(BotSettings(_env_file=None), client)
+    bot = await make_bot(FakeAnswerer(script=refusing), handoff=handoff)
+    await bot.ask(activity(bot.service_url, "How do I use the VPN?"))
+    await bot.ask(activity(bot.service_url, "bike parking?"))
+    fake_azure.reply(chat_reply(MODEL_SUMMARY))
+    await bot.ask(activity(bot.service_url, "handoff"))
+    text = card_text(card_of(bot.connector.messages(CONVERSATION)[-1]))
+    assert MODEL_SUMMARY in text and "chat model" in text
+    (sent,) = fake_azure.requests
+    assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert sent.headers["api-key"] == "summary-key"
+    system, user = sent.body["messages"]
+    assert "hand-off" in system["content"]
+    assert "Question 2: bike parking?" in user["content"] and "could not answer" in user["content"]
+    assert "Portal guide (https://kb/p)" in user["content"]
+
+    fake_azure.reply(Reply(status=500, body={"error": {"code": "InternalServerError", "message": "boom"}}))
+    await bot.ask(activity(bot.service_url, "handoff"))
+    text = card_text(card_of(bot.connector.messages(CONVERSATION)[-1]))
+    assert "could not be answered" in text and "extractive" in text, "a failing model: the extractive one"
+
+
+CliRun = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+def summarize_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> CliRun:
+    """`ragbot summarize ARGS` through the real entry point, reading the bot's store under `tmp_path`."""
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "RAGBOT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAGBOT_DATA_DIR", str(tmp_path))
+
+    async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        code = await asyncio.to_thread(main, ["summarize", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+async def test_ragbot_summarize_a_stored_conversation_and_post_it(
+    make_bot: MakeBot, summarize_cli: CliRun, help_desk: HelpDesk
+) -> None:
+    bot = await make_bot(FakeAnswerer(script=refusing), streaming=False)
+    await bot.ask(activity(bot.service_url, "How do I use the VPN?"))
+    rated = bot.connector.messages(CONVERSATION)[-1].returned_id
+    await bot.post(submit(bot.service_url, rated, "dislike", "The portal link is dead."))
+    await bot.ask(activity(bot.service_url, "bike parking?"))
+
+    code, out, err = await summarize_cli(CONVERSATION)
+    assert code == 0, err
+    assert "The user asked 2 questions; 1 could not be answered" in out
+    said = '(the user said: "The portal link is dead.")'
+    assert f'Rated down: the answer to "How do I use the VPN?" {said}' in out
+    assert "(summary by extractive; questions: 2; not answered: 1; rated down: 1)" in out
+
+    code, out, err = await summarize_cli(
+        f"msteams|{TENANT}|{CONVERSATION}", "--post", "--json", env={"RAGBOT_HANDOFF_WEBHOOK": help_desk.url}
+    )
+    assert code == 0, err
+    assert json.loads(out)["delivery"]["sent"] is True
+    ((_, posted),) = help_desk.posts
+    assert posted["conversation_id"] == CONVERSATION and posted["source"] == "ragbot summarize"
+    assert [e["question"] for e in posted["exchanges"]] == ["How do I use the VPN?", "bike parking?"]
+
+    code, _, err = await summarize_cli("a:nobody")
+    assert code == 2 and "no stored conversation 'a:nobody'" in err
+
+
+async def test_ragbot_summarize_a_file_with_the_chat_model(
+    summarize_cli: CliRun, fake_azure: FakeAzure, tmp_path: Path
+) -> None:
+    chat = tmp_path / "chat.txt"
+    chat.write_text("User: my laptop will not start\nBot: Hold the power button.\nUser: still dead\n")
+    code, out, err = await summarize_cli("--file", str(chat))
+    assert code == 0, err
+    assert "The user asked 2 questions" in out and '"still dead"' in out and "summary by extractive" in out
+
+    fake_azure.reply(chat_reply(MODEL_SUMMARY))
+    azure = {"AZURE_OPENAI_ENDPOINT": fake_azure.url, "AZURE_OPENAI_KEY": "k", "AZURE_OPENAI_MODEL": "gpt-4o"}
+    code, out, err = await summarize_cli("--file", str(chat), env=azure)
+    assert code == 0, err
+    assert out.startswith(MODEL_SUMMARY) and "summary by chat model" in out
+    assert "Question 1: my laptop will not start" in fake_azure.requests[0].body["messages"][1]["content"]
+
+    code, _, err = await summarize_cli("--file", str(chat), "--post")
+    assert code == 2 and "RAGBOT_HANDOFF_WEBHOOK" in err
+    code, _, err = await summarize_cli("--file", str(tmp_path / "missing.txt"))
+    assert code == 2 and "cannot read" in err
