@@ -1,9 +1,14 @@
-"""One way to stand up a fake service (Azure OpenAI, Azure AI Search, a model endpoint) on loopback."""
+"""One way to stand up a fake service (Azure OpenAI, Azure AI Search, a model endpoint) on loopback, and
+to record what reached it."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -22,3 +27,22 @@ async def serve(handler: Handler, *, method: str = "*", max_body: int = 1024**2)
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+@dataclass
+class Recorded:
+    """One request as the client under test put it on the wire."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any  # the JSON body, or None when empty
+    at: float = field(default_factory=time.monotonic)
+
+
+async def record(request: web.Request) -> Recorded:
+    """Read `request` (its body as JSON) into a :class:`Recorded`."""
+    raw = await request.read()
+    body = json.loads(raw) if raw else None
+    return Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import Recorded, record
 
 
 @dataclass
@@ -29,15 +30,6 @@ class Reply:
     pause: float = 0.0  # between stream events
 
 
-@dataclass
-class Recorded:
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    at: float
-
-
 class FakeAzure:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -49,17 +41,9 @@ class FakeAzure:
         self.script.extend(replies)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        self.requests.append(
-            Recorded(
-                path=request.path,
-                query=dict(request.query),
-                headers=dict(request.headers),
-                body=body,
-                at=time.monotonic(),
-            )
-        )
+        seen = await record(request)
+        self.requests.append(seen)
+        body = seen.body
         reply = self.script.pop(0) if self.script else self.respond(body) if self.respond else None
         if reply is None:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)

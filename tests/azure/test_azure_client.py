@@ -114,7 +114,7 @@ async def test_5xx_without_budget_is_upstream_unavailable(
 
 
 async def test_connection_refused_is_retried_then_unavailable(
-    clean_env: None, make_settings: Callable[[dict[str, str]], Settings]
+    make_settings: Callable[[dict[str, str]], Settings],
 ) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,11 +1,10 @@
-"""Fixtures of tests/grounded: settings from a clean environment and a loopback fake of Azure OpenAI,
-Azure AI Search and an OpenAI-compatible server in one aiohttp app."""
+"""Fixtures of tests/grounded: a loopback fake of Azure OpenAI, Azure AI Search and an OpenAI-compatible
+server in one aiohttp app (settings from a clean environment: `make_settings` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,17 +12,7 @@ import pytest
 from aiohttp import web
 from grounded_fakes import Retrieved
 
-from rag.settings import Settings, load_settings
-from tests.loopback import serve
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
+from tests.loopback import Recorded, record, serve
 
 
 @dataclass
@@ -33,19 +22,19 @@ class FakeCloud:
     queued `retrieved` answers (the last one repeats)."""
 
     url: str = ""
-    seen: list[Seen] = field(default_factory=list)
+    seen: list[Recorded] = field(default_factory=list)
     chat: Callable[[dict[str, Any]], Any] = lambda body: {}
     search_hits: list[dict[str, Any]] = field(default_factory=list)
     search_status: int = 200
     retrieved: list[Retrieved] = field(default_factory=list)
 
-    def requests(self, fragment: str) -> list[Seen]:
+    def requests(self, fragment: str) -> list[Recorded]:
         return [s for s in self.seen if fragment in s.path]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        self.seen.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        seen = await record(request)
+        self.seen.append(seen)
+        body = seen.body
         if request.path.startswith("/knowledgebases(") and request.path.endswith("/retrieve"):
             answer = self.retrieved.pop(0) if len(self.retrieved) > 1 else self.retrieved[0]
             return web.json_response(answer.body, status=answer.status, headers=answer.headers)
@@ -73,22 +62,3 @@ async def cloud() -> AsyncIterator[FakeCloud]:
     fake = FakeCloud()
     async with serve(fake.handle, method="*") as fake.url:
         yield fake
-
-
-@pytest.fixture
-def make_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> Iterator[Callable[[dict[str, str]], Settings]]:
-    """Settings read from exactly the given variables (no outer AZURE_*/RAGBOT_*, no `.env`)."""
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "RAGBOT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAGBOT_DATA_DIR", str(tmp_path / "data"))
-
-    def make(env: dict[str, str]) -> Settings:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return load_settings(env_file=None)
-
-    yield make

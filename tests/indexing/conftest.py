@@ -1,17 +1,15 @@
-"""Fixtures of tests/indexing: a loopback Azure AI Search + embeddings service, settings from a clean
-environment, and a small folder of real documents of every supported type."""
+"""Fixtures of tests/indexing: a loopback Azure AI Search + embeddings service and a small folder of real
+documents of every supported type (settings from a clean environment: `make_settings`, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from search_fake import FakeSearch
 from source_files import docx_bytes, pdf_bytes
 
-from rag.settings import Settings, load_settings
 from tests.loopback import serve
 
 
@@ -20,22 +18,6 @@ async def search() -> AsyncIterator[FakeSearch]:
     fake = FakeSearch()
     async with serve(fake.handle, method="*", max_body=64 * 1024 * 1024) as fake.url:
         yield fake
-
-
-@pytest.fixture
-def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[dict[str, str]], Settings]:
-    """Settings read from exactly the given variables (no outer AZURE_*/RAGBOT_* and no .env)."""
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "RAGBOT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-    def make(env: dict[str, str]) -> Settings:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return load_settings(env_file=None)
-
-    return make
 
 
 LONG_SECTION = " ".join(

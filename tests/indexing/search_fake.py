@@ -10,7 +10,6 @@ queued.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,20 +17,13 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from tests.loopback import Recorded, record
+
 _INDEX_PATH = re.compile(r"^/indexes\('([^']+)'\)$")
 _DOCS_PATH = re.compile(r"^/indexes\('([^']+)'\)/docs/(search\.index|search\.post\.search)$")
 _RESOURCE_PATH = re.compile(r"^/(knowledgesources|knowledgebases)\('([^']+)'\)$")
 _EMBED_PATH = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
 _CLAUSE = re.compile(r"(\w+) (eq|gt) '((?:[^']|'')*)'")
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
 
 
 def fake_vector(text: str, dimensions: int) -> list[float]:
@@ -76,11 +68,9 @@ class FakeSearch:
         return self.documents.get(index, {})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        self.requests.append(
-            Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
-        )
+        seen = await record(request)
+        self.requests.append(seen)
+        body = seen.body
         if _EMBED_PATH.match(request.path):
             return self._embed(body)
         if request.headers.get("api-key") != self.api_key:
