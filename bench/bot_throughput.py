@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.loopback import HOST, free_port
+from bench.loopback import HOST, cpu_seconds, free_port
 from bench.rows import Row, render
 from rag.contract import Answer, AnswerDelta, Citation
 
@@ -267,9 +267,8 @@ class Process:
                 await asyncio.sleep(0.1)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process used so far (from /proc)."""
-        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU the server process used so far."""
+        return cpu_seconds(self._process.pid)
 
     async def __aexit__(self, *exc: object) -> None:
         self._process.kill()

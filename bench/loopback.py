@@ -1,7 +1,8 @@
 """Loopback plumbing shared by the benchmarks that drive a real `ragbot serve` process.
 
 A fake Bot Connector that takes the bot's replies, a free-port finder, a context manager that starts
-`ragbot serve` in its own session and always kills it, and a peak-RSS reader. Every wait is bounded.
+`ragbot serve` in its own session and always kills it, and peak-RSS and CPU readers. Every wait is
+bounded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process `pid` used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class LoopbackServer:

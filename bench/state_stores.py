@@ -22,17 +22,13 @@ import tempfile
 from pathlib import Path
 
 from bench.bot_throughput import Process, Result, _cpu_split, load
+from bench.loopback import cpu_seconds
 from bench.rows import Row, render
 from tests.servers import Azurite, RedisServer, Server
 
 BENCH = "stores"
 CONVERSATIONS = 32
 STORES = ("sqlite", "redis", "blob")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _store_cpu(server: Server | None) -> float:
@@ -43,7 +39,7 @@ def _store_cpu(server: Server | None) -> float:
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
     if children.exists():
         pids += [int(pid) for pid in children.read_text().split()]
-    return sum(_cpu_seconds(pid) for pid in pids)
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 async def measure(seconds: float) -> dict[str, tuple[Result, float]]:
