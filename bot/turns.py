@@ -30,6 +30,7 @@ from bot.limits import WINDOW_S, tenant_allowed
 from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
 from bot.pacing import paced
+from bot.refusals import RefusalRecord, save_refusal
 from bot.render import can_stream, channel_kind, informative_text, render_error, render_reply, stream_cited
 from bot.render.failures import retry_seconds
 from bot.settings import BotSettings
@@ -357,6 +358,8 @@ class TurnHandler:
         outbox: Outbox,
     ) -> None:
         """Save the turn; if the store refuses (down, disk full), say so: the history stays as it was."""
+        if answer.refused:
+            await self._note_refusal(activity, question, answer)
         if answer.refused and reply_id:
             await self._remember_refusal(activity, key, snapshot, question, answer, reply_id)
         if not _recordable(answer):
@@ -392,6 +395,25 @@ class TurnHandler:
             await self.memory.record_turn(key, snapshot, activity.get("id"), (), rated)
         except StateError as exc:
             log.warning("refusal not kept for the hand-off: the conversation store is unavailable: %s", exc)
+
+    async def _note_refusal(self, activity: Activity, question: str, answer: Answer) -> None:
+        """Keep the refused question for `ragbot gaps`; the user already has the refusal, so a store
+        fault is only logged."""
+        user = activity["from"]
+        record = RefusalRecord(
+            question=question,
+            channel_id=activity["channelId"],
+            conversation_id=activity["conversation"]["id"],
+            user_id=user.get("aadObjectId") or user.get("id"),
+            tenant_id=tenant_of(activity),
+            intent=answer.intent,
+            citations=answer.citations,
+            **({"activity_id": activity["id"]} if activity.get("id") else {}),
+        )
+        try:
+            await save_refusal(self.store, record)
+        except StateError as exc:
+            log.warning("refused question not recorded: the conversation store is unavailable: %s", exc)
 
     @staticmethod
     def _log_failure(exc: BaseException) -> None:
