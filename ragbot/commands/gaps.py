@@ -1,0 +1,134 @@
+"""`ragbot gaps`: what the knowledge base is missing, from refusals, thumbs-down and comments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from bot.feedback import FeedbackRecord, list_feedback
+from bot.refusals import RefusalRecord, list_refusals
+from bot.state import StateStore, StoreUnavailable
+from rag.local.embedder import LocalEmbedder
+from ragbot.commands._common import init
+from ragbot.commands.feedback import server_store
+from ragbot.gaps import DEFAULT_SIMILARITY, find_gaps, gather, source_name, to_csv, to_json, to_markdown
+
+HELP = "list what users asked that the knowledge base could not answer well, grouped by meaning"
+DESCRIPTION = f"""List the questions the bot refused ("not in the knowledge base"), the answers users
+rated down and the comments they left, grouped by meaning with the local embedding model (nothing
+is sent anywhere), largest group first, with other wordings, comments and the sources that were
+shown: what to write or fix next. Read from the server's store (RAGBOT_STORAGE), also while it runs.
+
+  ragbot gaps                                  a Markdown report
+  ragbot gaps --since 2026-11-01 --format csv --out gaps.csv
+  ragbot gaps --format json                    every group, as JSON
+  ragbot gaps --similarity 0.7                 tighter groups (default {DEFAULT_SIMILARITY})
+  ragbot gaps --export-eval more.jsonl         thumbs-down answers as evaluation rows
+
+--export-eval writes each answer rated down as a line `ragbot eval` reads (question, the rated
+answer and comment for reference, an empty `truth` to fill in with the right answer and its
+sources as [file.pdf#page=N]); rows already in FILE are kept, new ones appended."""
+
+
+def _date(text: str) -> str:
+    """An ISO date or timestamp, as stored records compare with it (UTC, text order)."""
+    try:
+        datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from exc
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", type=_date, metavar="DATE", help="only from this date on (YYYY-MM-DD, UTC)"
+    )
+    parser.add_argument("--format", choices=("md", "csv", "json"), default="md", help="output format (md)")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument(
+        "--similarity",
+        type=float,
+        default=DEFAULT_SIMILARITY,
+        metavar="0-1",
+        help=f"how alike questions must be to share a group (cosine, default {DEFAULT_SIMILARITY})",
+    )
+    parser.add_argument(
+        "--export-eval", type=Path, metavar="FILE", help="append thumbs-down answers to FILE as eval rows"
+    )
+
+
+async def _load(store: StateStore) -> tuple[list[RefusalRecord], list[FeedbackRecord]]:
+    try:
+        return await list_refusals(store), await list_feedback(store)
+    finally:
+        await store.aclose()
+
+
+def eval_rows(feedback: list[FeedbackRecord], since: str | None) -> list[dict[str, object]]:
+    """One row per answer rated down (several users' ratings of one answer make one row)."""
+    rows: dict[str, dict[str, object]] = {}
+    for f in feedback:
+        if f.reaction != "dislike" or not f.question or (since and f.at < since):
+            continue
+        ident = "feedback-" + hashlib.sha256(f"{f.channel_id}|{f.reply_to_id}".encode()).hexdigest()[:12]
+        row = rows.setdefault(
+            ident,
+            {
+                "id": ident,
+                "question": f.question,
+                "truth": "",
+                "answerable": True,
+                "rated_answer": f.answer,
+                "sources_shown": [source_name(c) for c in f.citations],
+                "comments": [],
+                "rated_at": f.at,
+            },
+        )
+        if f.comment:
+            comments = row["comments"]
+            assert isinstance(comments, list)
+            comments.append(f.comment)
+    return list(rows.values())
+
+
+def export(path: Path, rows: list[dict[str, object]]) -> int:
+    """Append the rows whose id FILE does not hold yet; returns how many were added."""
+    known: set[str] = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                known.add(str(json.loads(line).get("id", "")))
+    new = [row for row in rows if row["id"] not in known]
+    with path.open("a", encoding="utf-8") as out:
+        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
+    return len(new)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.similarity <= 1:
+        print("ragbot gaps: --similarity must be above 0 and at most 1", file=sys.stderr)
+        return 2
+    settings = init().bot
+    store = server_store(settings)
+    try:
+        refusals, feedback = asyncio.run(_load(store)) if store is not None else ([], [])
+    except StoreUnavailable as exc:
+        print(f"ragbot gaps: cannot read {store and store.name}: {exc}", file=sys.stderr)
+        return 1
+    if args.export_eval:
+        added = export(args.export_eval, eval_rows(feedback, args.since))
+        print(f"added {added} thumbs-down answers to {args.export_eval}", file=sys.stderr)
+        return 0
+    gaps = asyncio.run(find_gaps(gather(refusals, feedback, args.since), LocalEmbedder(), args.similarity))
+    output = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](gaps)
+    if args.out:
+        args.out.write_text(output, encoding="utf-8")
+        print(f"wrote {len(gaps)} gaps to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+    return 0
