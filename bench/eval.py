@@ -17,6 +17,8 @@ Columns (documents are judged at article level: a chunk is relevant when its fil
 - p50/p95: latency of one `answer()` (intent, retrieval, strictness, extractive answer), in ms.
 
 Follow-ups are asked after their history, each earlier turn answered first, as `ragbot ask --batch` does.
+The question model and the measures are `ragbot.evaluation`'s (`ragbot eval` scores any backend at its
+configured strictness; this sweep is the local backend's retrieval at every strictness).
 Usage: `python -m bench.eval [--questions FILE] [--strictness 1 3 5]` with `RAGBOT_DATA_DIR` pointing at
 the index (`make eval` builds it from samples/helpdesk).
 """
@@ -25,42 +27,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
-import re
 import statistics
 import sys
-import time
-from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from indexing.loaders import load
-from rag.contract import DOC_MARKER, Answer, Turn
 from rag.grounded.answerer import GroundedAnswerer
 from rag.grounded.build import build_grounded
 from rag.settings import load_settings
+from ragbot.evaluation.metrics import article, ask, completeness, has_furniture, ndcg_at_10, steps
+from ragbot.evaluation.questions import EvalQuestion, read_questions
 
 QUESTIONS = Path("samples/helpdesk/questions.jsonl")
 TARGETS = {"recall@5": 0.93, "refusal": 0.9, "complete": 0.9}
-FURNITURE = re.compile(
-    r"\bpage \d+ of \d+\b|¶|^[ \t]*(?:[=~^*#-][ \t]*){3,}$|^[ \t]*\d{1,4}[ \t]*$|permalink to this",
-    re.IGNORECASE | re.MULTILINE,
-)
-"""Page furniture and markup residue an answer must never quote (running headers are checked apart)."""
-_ITEM = re.compile(r"^(?:\d{1,2}[.)]|[-*+])\s+(.*)$")
-_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$")
-
-
-class Question(BaseModel):
-    id: str
-    question: str
-    history: list[str] = Field(default_factory=list)
-    relevant: list[str] = Field(default_factory=list)
-    answerable: bool = True
-    procedure: list[str] = Field(
-        default_factory=list, description="`path#Heading` of each section whose list answers the question"
-    )
 
 
 class Row(BaseModel):
@@ -77,98 +57,9 @@ class Row(BaseModel):
     p95_ms: float
 
 
-def article(filepath: str | None, relevant: list[str]) -> str:
-    """The question's relevant path this file is (paths may be indexed relative to another root)."""
-    path = (filepath or "").replace("\\", "/")
-    for wanted in relevant:
-        if path == wanted or path.endswith("/" + wanted):
-            return wanted
-    return path
-
-
-def ndcg_at_10(ranked: list[str], relevant: set[str]) -> float:
-    distinct = list(dict.fromkeys(ranked))[:10]
-    dcg = sum(1 / math.log2(i + 2) for i, name in enumerate(distinct) if name in relevant)
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
-    return dcg / ideal if ideal else 0.0
-
-
-def words(text: str) -> str:
-    """Text reduced to its lower-cased words: Markdown emphasis, links, markers and numbering do not count."""
-    text = DOC_MARKER.sub(" ", re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text))
-    return " ".join(re.findall(r"[^\W_]+", text.lower()))
-
-
-def steps(root: Path, reference: str) -> list[str]:
-    """The top-level entries of the first list under the heading `reference` names (`path#Heading`) in a
-    Markdown source, continuation lines included, sub-lists left out."""
-    path, _, heading = reference.partition("#")
-    found: list[str] = []
-    inside = False
-    for line in (root / path).read_text(encoding="utf-8").splitlines():
-        title = _HEADING.match(line)
-        if title:
-            if found:
-                break
-            inside = title.group(1) == heading
-            continue
-        item = _ITEM.match(line)
-        if not inside:
-            continue
-        if item:
-            found.append(item.group(1))
-        elif found and line.strip() and line[:1].isspace() and not _ITEM.match(line.strip()):
-            found[-1] += " " + line.strip()
-        elif found and line.strip() and not line[:1].isspace():
-            break
-    if not found:
-        raise ValueError(f"{reference}: no list under that heading")
-    return [words(step) for step in found]
-
-
-def completeness(answer: Answer, procedure: list[list[str]]) -> float:
-    """Share of the procedures' steps found whole in the answer."""
-    said = words(answer.content)
-    wanted = [step for entries in procedure for step in entries]
-    return sum(step in said for step in wanted) / len(wanted)
-
-
-@cache
-def running_lines(root: Path) -> frozenset[str]:
-    """Lines printed on more than one page of a PDF under `root`: its running headers and footers."""
-    lines: set[str] = set()
-    for pdf in root.rglob("*.pdf"):
-        seen: dict[str, int] = {}
-        for section in load(pdf.read_bytes(), pdf).sections:
-            for line in {" ".join(raw.split()) for raw in section.text.splitlines()}:
-                if len(line) >= 12:
-                    seen[line] = seen.get(line, 0) + 1
-        lines |= {line for line, pages in seen.items() if pages > 1}
-    return frozenset(lines)
-
-
-def has_furniture(answer: Answer, root: Path) -> bool:
-    text = DOC_MARKER.sub("", answer.content)
-    flat = " ".join(text.split())
-    return bool(FURNITURE.search(text)) or any(line in flat for line in running_lines(root))
-
-
-async def ask(answerer: GroundedAnswerer, question: Question) -> tuple[Answer, float]:
-    history: list[Turn] = []
-    for text in question.history:
-        earlier = await answerer.answer(history, text)
-        history += [
-            Turn(role="user", content=text),
-            Turn(
-                role="assistant", content=earlier.content, citations=earlier.citations, intent=earlier.intent
-            ),
-        ]
-    start = time.perf_counter()
-    answer = await answerer.answer(history, question.question)
-    return answer, (time.perf_counter() - start) * 1000
-
-
-async def evaluate(answerer: GroundedAnswerer, questions: list[Question], strictness: int, root: Path) -> Row:
+async def evaluate(
+    answerer: GroundedAnswerer, questions: list[EvalQuestion], strictness: int, root: Path
+) -> Row:
     answerer.options = answerer.options.model_copy(
         update={"strictness": strictness, "include_all_retrieved": True}
     )
@@ -176,7 +67,7 @@ async def evaluate(answerer: GroundedAnswerer, questions: list[Question], strict
     recalls, ndcgs, latencies, complete = [], [], [], []
     cited = cited_relevant = refused_unanswerable = answered = furnished = 0
     for question in questions:
-        answer, elapsed = await ask(answerer, question)
+        answer, elapsed = await ask(answerer, question.question, question.history)
         latencies.append(elapsed)
         furnished += has_furniture(answer, root)
         if question.procedure:
@@ -238,9 +129,11 @@ async def main(args: argparse.Namespace) -> int:
         if reason:
             print(f"eval: the local backend is not ready: {reason}", file=sys.stderr)
             return 1
-        lines = args.questions.read_text(encoding="utf-8").splitlines()
-        questions = [Question.model_validate_json(line) for line in lines if line.strip()]
-        await ask(answerer, questions[0])  # load the model and the vectors outside the timings
+        questions = read_questions(args.questions)
+        first = questions[0]
+        await ask(
+            answerer, first.question, first.history
+        )  # load the model and the vectors outside the timings
         root = args.questions.resolve().parent
         rows = [await evaluate(answerer, questions, s, root) for s in args.strictness]
     finally:

@@ -12,7 +12,7 @@ from typing import Protocol, cast
 from rag.errors import ConfigError, RagError
 from ragbot.logs import redact
 
-COMMANDS = ("serve", "index", "ask", "config", "feedback", "summarize", "teams-package")
+COMMANDS = ("serve", "index", "ask", "eval", "config", "feedback", "gaps", "summarize", "teams-package")
 
 log = logging.getLogger("ragbot")
 
