@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from bot.feedback import FeedbackRecord
 from bot.refusals import RefusalRecord
-from rag.contract import Citation
+from rag.contract import REFUSAL, Citation
 from rag.embedding import Embedder
 
 Kind = Literal["refused", "disliked", "comment"]
@@ -64,13 +64,23 @@ def source_name(citation: Citation) -> str:
 def gather(
     refusals: Iterable[RefusalRecord], feedback: Iterable[FeedbackRecord], since: str | None = None
 ) -> list[GapItem]:
-    """The items to group, oldest first, at or after `since` (an ISO date or timestamp, UTC)."""
-    items = [
-        GapItem(kind="refused", question=r.question, sources=[source_name(c) for c in r.citations], at=r.at)
-        for r in refusals
-    ]
+    """The items to group, oldest first, at or after `since` (an ISO date or timestamp, UTC). A thumbs-down
+    on a refusal is the same gap as the refusal: its comment joins the refusal's item."""
+    items: list[GapItem] = []
+    refused: dict[tuple[str, str, str], GapItem] = {}
+    for r in refusals:
+        item = GapItem(
+            kind="refused", question=r.question, sources=[source_name(c) for c in r.citations], at=r.at
+        )
+        items.append(item)
+        refused[(r.channel_id, r.conversation_id, r.question)] = item
     for f in feedback:
         if f.reaction != "dislike" and not f.comment:
+            continue
+        same = refused.get((f.channel_id, f.conversation_id, f.question))
+        if same is not None and f.answer.strip() == REFUSAL:
+            if f.comment and not same.comment:
+                same.comment = f.comment
             continue
         items.append(
             GapItem(

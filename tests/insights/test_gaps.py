@@ -17,7 +17,7 @@ from bot.feedback import FeedbackRecord, save_feedback
 from bot.refusals import RefusalRecord, save_refusal
 from bot.state import STATE_FILE
 from bot.state.sqlite import SqliteStore
-from rag.contract import Citation
+from rag.contract import REFUSAL, Citation
 from ragbot.evaluation.questions import read_questions
 from tests.commandline import run_ragbot
 
@@ -119,6 +119,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         await save_feedback(
             store, rating("r4", "like", "How many days of leave do I get?", at="2026-11-12T11:00:00+00:00")
         )
+        refused_then_rated = rating(
+            "r5", "dislike", PETS[1], "we need a pet policy", at="2026-11-06T09:05:00+00:00"
+        )
+        await save_feedback(
+            store,
+            refused_then_rated.model_copy(
+                update={"answer": REFUSAL, "conversation_id": "c5", "channel_id": "webchat"}
+            ),
+        )
         await store.aclose()
 
     asyncio.run(seed())
@@ -136,6 +145,8 @@ def test_paraphrases_group_together_and_rank_by_count(data_dir: Path) -> None:
     groups = [(g["count"], {g["question"], *g["examples"]}) for g in found]
     assert groups[0] == (4, set(PAYROLL))
     assert (2, set(PETS)) in groups
+    pets = next(g for g in found if g["question"] in PETS)
+    assert (pets["refused"], pets["disliked"], pets["comment_texts"]) == (2, 0, ["we need a pet policy"])
     vpn = next(g for g in found if g["disliked"])
     assert vpn["count"] == 3 and vpn["disliked"] == 3 and vpn["refused"] == 0
     assert vpn["sources"] == ["it/vpn-windows.md", "hr/expense-policy.pdf#page=2"]
@@ -172,18 +183,19 @@ def test_thumbs_down_export_as_eval_rows_keeps_earlier_rows(data_dir: Path, tmp_
     target = tmp_path / "more.jsonl"
     target.write_text('{"id": "mine", "question": "kept?", "truth": "yes [it/a.md]"}\n', encoding="utf-8")
     done = gaps(data_dir, "--export-eval", str(target))
-    assert "added 2 thumbs-down answers" in done.stderr
+    assert "added 3 thumbs-down answers" in done.stderr
     rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert [r["question"] for r in rows] == [
         "kept?",
+        PETS[1],
         "VPN drops every 30 minutes",
         "vpn disconnects after half an hour",
     ]
-    assert rows[1]["comments"] == ["Steps are for Windows 10"] and rows[1]["truth"] == ""
-    assert rows[1]["sources_shown"] == ["it/vpn-windows.md", "hr/expense-policy.pdf#page=2"]
+    assert rows[2]["comments"] == ["Steps are for Windows 10"] and rows[2]["truth"] == ""
+    assert rows[2]["sources_shown"] == ["it/vpn-windows.md", "hr/expense-policy.pdf#page=2"]
 
     again = gaps(data_dir, "--export-eval", str(target))
     assert "added 0 thumbs-down answers" in again.stderr
     questions = read_questions(target)
-    assert questions[0].id == "mine" and len(questions) == 3
-    assert questions[1].answerable and questions[1].expected_sources == []
+    assert questions[0].id == "mine" and len(questions) == 4
+    assert questions[2].answerable and questions[2].expected_sources == []
