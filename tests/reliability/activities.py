@@ -13,7 +13,23 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.bot.fakes import activity
+
 _ids = itertools.count(1)
+
+
+def thread_turn(service_url: str, thread: int, index: int) -> dict[str, Any]:
+    """Question `index` of thread `thread` (each thread its own user), as the crash and replica tests
+    post them and then look for in the store."""
+    return activity(
+        service_url,
+        f"thread {thread} question {index}",
+        channel="emulator",
+        conversation_id=f"thread-{thread}",
+        conversation_type=None,
+        user_id=f"user-{thread}",
+        activity_id=f"t{thread}-q{index}",
+    )
 
 
 def message(

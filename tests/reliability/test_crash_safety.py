@@ -22,7 +22,8 @@ from bot.activity import thread_key
 from bot.memory import ThreadMemory
 from bot.state import STATE_FILE
 from bot.state.sqlite import SqliteStore
-from tests.bot.fakes import FakeConnector, activity
+from tests.bot.fakes import FakeConnector
+from tests.reliability.activities import thread_turn
 from tests.reliability.processes import BotProcess
 
 pytestmark = pytest.mark.reliability
@@ -42,18 +43,6 @@ async def server(tmp_path: Path) -> AsyncIterator[BotProcess]:
         await process.kill()
 
 
-def turn(service_url: str, thread: int, index: int) -> dict[str, Any]:
-    return activity(
-        service_url,
-        f"thread {thread} question {index}",
-        channel="emulator",
-        conversation_id=f"thread-{thread}",
-        conversation_type=None,
-        user_id=f"user-{thread}",
-        activity_id=f"t{thread}-q{index}",
-    )
-
-
 async def load(
     session: aiohttp.ClientSession, server: BotProcess, service_url: str, acked: dict[int, list[int]]
 ) -> None:
@@ -64,7 +53,7 @@ async def load(
         for index in range(TURNS):
             try:
                 async with session.post(
-                    f"{server.url}/api/messages", json=turn(service_url, thread, index)
+                    f"{server.url}/api/messages", json=thread_turn(service_url, thread, index)
                 ) as r:
                     if r.status != 200:
                         raise AssertionError(f"turn {thread}/{index} answered {r.status}: {await r.text()}")
@@ -87,7 +76,7 @@ async def histories(data_dir: Path, service_url: str) -> dict[int, list[tuple[st
     try:
         found = {}
         for thread in range(THREADS):
-            state = (await memory.load(thread_key(turn(service_url, thread, 0)))).state
+            state = (await memory.load(thread_key(thread_turn(service_url, thread, 0)))).state
             found[thread] = [(t.role, t.content) for t in state.history()]
         return found
     finally:
@@ -133,7 +122,7 @@ async def test_kill_9_mid_load_loses_no_acknowledged_turn_and_stores_none_twice(
         async def resend(thread: int) -> None:
             for index in range(len(acked[thread]), TURNS):
                 async with session.post(
-                    f"{server.url}/api/messages", json=turn(service_url, thread, index)
+                    f"{server.url}/api/messages", json=thread_turn(service_url, thread, index)
                 ) as r:
                     assert r.status == 200, await r.text()
 

@@ -23,7 +23,8 @@ from bot.state import StateStore
 from bot.state.blob import BlobStore
 from bot.state.redis import RedisStore
 from bot.turns import MEMORY_DOWN, NOT_SAVED
-from tests.bot.fakes import FakeConnector, activity
+from tests.bot.fakes import FakeConnector
+from tests.reliability.activities import thread_turn
 from tests.reliability.processes import BotProcess
 from tests.servers import Azurite, RedisServer, Server
 
@@ -73,15 +74,7 @@ class Cluster:
     acked: dict[int, list[int]] = field(default_factory=dict)
 
     def turn(self, thread: int, index: int) -> dict[str, Any]:
-        return activity(
-            self.service_url,
-            f"thread {thread} question {index}",
-            channel="emulator",
-            conversation_id=f"thread-{thread}",
-            conversation_type=None,
-            user_id=f"user-{thread}",
-            activity_id=f"t{thread}-q{index}",
-        )
+        return thread_turn(self.service_url, thread, index)
 
     async def post(self, replica: BotProcess, thread: int, index: int) -> int:
         async with self.session.post(f"{replica.url}/api/messages", json=self.turn(thread, index)) as r:
