@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from opentelemetry.trace import SpanKind
 
 from bot.activity import (
     Activity,
@@ -37,6 +40,7 @@ from bot.settings import BotSettings
 from bot.state import StateError, StateStore
 from bot.streamer import Streamer, StreamStopped
 from bot.typing_indicator import TypingIndicator
+from rag import telemetry
 from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Library, Turn
 from rag.errors import RagError, UpstreamUnavailable
 
@@ -114,8 +118,43 @@ class TurnHandler:
         self.locks = KeyedLocks()
         self.library = library_of(answerer)
 
-    async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
-        """Run one turn; an invoke gets the status and body to answer the HTTP request with."""
+    async def handle(
+        self,
+        activity: Activity,
+        outbox: Outbox,
+        *,
+        host: str = "local_directline",
+        carrier: Mapping[str, str] | None = None,
+    ) -> InvokeReply | None:
+        """Run one turn; an invoke gets the status and body to answer the HTTP request with.
+
+        Traced, the turn is one SERVER span that continues the W3C trace of `carrier` (the inbound
+        request's headers); `host` names who delivered it."""
+        if not telemetry.enabled():
+            return await self._handle(activity, outbox)
+        with telemetry.span(
+            f"turn {activity['type']}",
+            self._span_attributes(activity, host),
+            kind=SpanKind.SERVER,
+            carrier=carrier,
+        ):
+            return await self._handle(activity, outbox)
+
+    def _span_attributes(self, activity: Activity, host: str) -> dict[str, str]:
+        attributes = {
+            "ragbot.channel": activity["channelId"],
+            "ragbot.conversation.type": conversation_type(activity),
+            "ragbot.conversation.id": activity["conversation"]["id"],
+            "ragbot.activity.type": activity["type"],
+            "ragbot.activity.id": str(activity.get("id") or ""),
+            "ragbot.host": host,
+            "ragbot.backend": self.answerer.name,
+        }
+        if telemetry.content_enabled() and activity["type"] == "message":
+            attributes["ragbot.question"] = question_text(activity)
+        return attributes
+
+    async def _handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
         kind = activity["type"]
         if kind == "message":
             await self._on_message(activity, outbox)
@@ -174,19 +213,24 @@ class TurnHandler:
         return tenant_allowed(self.settings.allowed_tenants, tenant_of(activity))
 
     async def _on_message(self, activity: Activity, outbox: Outbox) -> None:
+        started = time.perf_counter()
         try:
-            await self._handle_message(activity, outbox)
+            result = await self._handle_message(activity, outbox)
         except StateError as exc:  # unreachable, full, or still conflicting after every retry
             log.warning("turn not answered: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(MEMORY_DOWN))
+            result = "failed"
+        if result is not None:
+            telemetry.record_turn(result, activity["channelId"], started)
 
-    async def _handle_message(self, activity: Activity, outbox: Outbox) -> None:
+    async def _handle_message(self, activity: Activity, outbox: Outbox) -> str | None:
+        """The question's outcome (`telemetry.outcome`), None for anything that was not a question."""
         if needs_mention(activity) and not mentions_bot(activity):
-            return
+            return None
         if not self._allowed(activity):
             log.info("refused a message from tenant %s", tenant_of(activity))
             await outbox.send(_message(OTHER_TENANT))
-            return
+            return None
         user = activity["from"]
         wait = await self.store.take(
             f"rate|{activity['channelId']}|{user.get('aadObjectId') or user['id']}",
@@ -200,34 +244,34 @@ class TurnHandler:
                     f"Please wait {retry_seconds(wait)} s and ask again."
                 )
             )
-            return
+            return None
         question = question_text(activity)
         command = question.lower().strip(" /!.")
         if not question or command == "help":
             await outbox.send(_message(self.help_text(activity)))
-            return
+            return None
         if command in HANDOFF_COMMANDS:
             await self._hand_off(activity, outbox)
-            return
+            return None
         key = thread_key(activity)
         async with self.locks.hold(key):
             if command in RESET_COMMANDS:
                 await self.memory.clear_history(key, activity.get("id"))
                 await outbox.send(_message(RESET_DONE))
-                return
-            snapshot = await self.memory.load(key)
+                return None
+            with telemetry.span("ragbot.memory.load", {"ragbot.store": self.store.name}):
+                snapshot = await self.memory.load(key)
             if activity.get("id") and activity["id"] in snapshot.state.seen:
                 log.info("activity %s was already answered; not answering it again", activity["id"])
-                return
+                return None
             streaming = (
                 self.settings.streaming
                 and not outbox.buffered
                 and can_stream(activity["channelId"], conversation_type(activity))
             )
             if streaming:
-                await self._answer_streamed(activity, key, snapshot, question, outbox)
-            else:
-                await self._answer_once(activity, key, snapshot, question, outbox)
+                return await self._answer_streamed(activity, key, snapshot, question, outbox)
+            return await self._answer_once(activity, key, snapshot, question, outbox)
 
     def viewer(self, channel_id: str) -> str | None:
         """Where sources without a url open: the bot's `/sources/` view, when it serves one. Web Chat's
@@ -239,13 +283,14 @@ class TurnHandler:
         return SOURCES_PREFIX if channel_kind(channel_id) == "webchat" else None
 
     def _render(self, activity: Activity, answer: Answer) -> Activity:
-        reply = render_reply(
-            answer,
-            activity["channelId"],
-            conversation_type(activity),
-            show_intent=self.settings.show_intent,
-            viewer=self.viewer(activity["channelId"]),
-        )
+        with telemetry.span("ragbot.render"):
+            reply = render_reply(
+                answer,
+                activity["channelId"],
+                conversation_type(activity),
+                show_intent=self.settings.show_intent,
+                viewer=self.viewer(activity["channelId"]),
+            )
         if answer.refused:
             return self._offer(activity, {**reply, "text": f"{reply['text']}\n\n{HANDOFF_HINT}"})
         return reply
@@ -280,9 +325,10 @@ class TurnHandler:
 
     async def _answer_once(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
-    ) -> None:
+    ) -> str:
         typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
         failure: BaseException | None = None
+        started = time.perf_counter()
         try:
             answer = await self.answerer.answer(snapshot.state.history(), question, _asker(activity))
         except Exception as exc:
@@ -291,32 +337,40 @@ class TurnHandler:
             await typing.stop()
         if failure is not None:
             self._log_failure(failure)
-            await outbox.send(render_error(failure, activity["channelId"]))
-            return
-        reply_id = await outbox.send(self._render(activity, answer))
+            with telemetry.span("ragbot.reply"):
+                await outbox.send(render_error(failure, activity["channelId"]))
+            return telemetry.outcome(None, failure)
+        telemetry.record_first_token(started, activity["channelId"])
+        reply = self._render(activity, answer)
+        with telemetry.span("ragbot.reply"):
+            reply_id = await outbox.send(reply)
         await self._remember(activity, key, snapshot, question, answer, reply_id, outbox)
+        return telemetry.outcome(answer)
 
     async def _answer_streamed(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
-    ) -> None:
+    ) -> str | None:
         teams = channel_kind(activity["channelId"]) == "teams"
         interval = self.timing.stream_interval if teams else self.timing.web_stream_interval
         streamer = Streamer(outbox, interval, markdown_text=not teams)
         viewer = self.viewer(activity["channelId"])
         try:
             if not await streamer.start(informative_text(), as_text=not teams):
-                await self._answer_once(activity, key, snapshot, question, outbox)
-                return
+                return await self._answer_once(activity, key, snapshot, question, outbox)
         except StreamStopped:
-            return
+            return None
         builder = AnswerBuilder()
         cited = False
         failure: BaseException | None = None
+        started, first = time.perf_counter(), True
         try:
             async with asyncio.timeout(self.timing.stream_budget):
                 deltas = paced(self.answerer.stream(snapshot.state.history(), question, _asker(activity)))
                 try:
                     async for delta in deltas:
+                        if first and delta.content:
+                            telemetry.record_first_token(started, activity["channelId"])
+                            first = False
                         builder.add(delta)
                         cited = cited or delta.citations is not None
                         partial = stream_cited(
@@ -329,7 +383,7 @@ class TurnHandler:
                         await close()
         except StreamStopped:
             await streamer.abort()
-            return
+            return None
         except TimeoutError:
             failure = UpstreamUnavailable("the answer took longer than a stream may last")
         except Exception as exc:
@@ -341,11 +395,14 @@ class TurnHandler:
             answer = builder.build()
             reply = self._render(activity, answer)
         try:
-            stream_id = await streamer.finish(reply)
+            with telemetry.span("ragbot.reply"):
+                stream_id = await streamer.finish(reply)
         except StreamStopped:
-            return
-        if failure is None:
-            await self._remember(activity, key, snapshot, question, answer, stream_id, outbox)
+            return None
+        if failure is not None:
+            return telemetry.outcome(None, failure)
+        await self._remember(activity, key, snapshot, question, answer, stream_id, outbox)
+        return telemetry.outcome(answer)
 
     async def _remember(
         self,
@@ -379,7 +436,8 @@ class TurnHandler:
                 intent=answer.intent,
             )
         try:
-            await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
+            with telemetry.span("ragbot.memory.save", {"ragbot.store": self.store.name}):
+                await self.memory.record_turn(key, snapshot, activity.get("id"), turns, rated)
         except StateError as exc:
             log.warning("answered but not saved: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(NOT_SAVED))
@@ -472,6 +530,7 @@ class TurnHandler:
         except StateError as exc:
             log.warning("feedback not saved: the conversation store is unavailable: %s", exc)
             return InvokeReply(503, {"error": "feedback cannot be saved right now"})
+        telemetry.record_feedback("up" if reaction == "like" else "down")
         first_dislike = (
             earlier is None or FeedbackRecord.model_validate_json(earlier.doc).reaction != "dislike"
         )

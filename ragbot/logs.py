@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
+from opentelemetry import trace
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,6 +92,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class TraceIds(logging.Filter):
+    """Stamps the record with the current span's `trace_id` and `span_id` (hex, as W3C and Application
+    Insights' operation_Id print them) when a turn is being traced, so a log line leads to its trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger: message`, then the trace and span ids when there are any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id = getattr(record, "trace_id", None)
+        return f"{line} trace_id={trace_id} span_id={getattr(record, 'span_id', '')}" if trace_id else line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, plus any `extra=` fields."""
 
@@ -116,10 +141,8 @@ def setup_logging(
     settings = settings or LogSettings()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RedactingFilter([*secrets, *settings.extra_secrets]))
-    if settings.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(TraceIds())
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)

@@ -61,7 +61,7 @@ async def process(request: web.Request, host: Host, turns: TurnHandler) -> web.R
     else:
         outbox = ConnectorOutbox(activity, host.connector(activity["serviceUrl"]))
     try:
-        result = await turns.handle(activity, outbox)
+        result = await turns.handle(activity, outbox, host=host.name, carrier=request.headers)
     except CredentialError as exc:
         log.warning("could not obtain the bot's token to reply to %s: %s", activity["serviceUrl"], exc)
         return _error(502, "the bot could not obtain its credentials to reply; the turn was not saved")

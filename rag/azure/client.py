@@ -39,6 +39,7 @@ import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import BaseModel, SecretStr
 
+from rag import telemetry
 from rag.azure.auth import BearerTokens, default_credential
 from rag.azure.failures import error_for
 from rag.azure.retry import RETRYABLE_STATUS, RateLimiter, SearchRetryPolicy, backoff, server_delay
@@ -48,6 +49,8 @@ from rag.settings import RagSettings, Settings
 
 log = logging.getLogger(__name__)
 
+PEER = "azure_openai"
+"""The peer's name on the retry and 429 metrics."""
 Mode = Literal["azure", "openai"]
 
 
@@ -156,13 +159,32 @@ class AzureOpenAIClient:
     async def chat(
         self, body: dict[str, Any], *, deployment: str | None = None, route: str = "chat/completions"
     ) -> dict[str, Any]:
-        return await self._post_json(route, body, deployment)
+        return await self._traced_post("chat", route, body, deployment)
 
     async def embeddings(self, body: dict[str, Any], *, deployment: str | None = None) -> dict[str, Any]:
-        return await self._post_json("embeddings", body, deployment)
+        return await self._traced_post("embeddings", "embeddings", body, deployment)
 
-    async def chat_stream(
+    def chat_stream(
         self, body: dict[str, Any], *, deployment: str | None = None, route: str = "chat/completions"
+    ) -> AsyncIterator[dict[str, Any]]:
+        labels = self._model_labels("chat", deployment)
+        return telemetry.model_stream(labels, body, self._chat_stream(body, deployment, route))
+
+    def _model_labels(self, operation: str, deployment: str | None) -> dict[str, str]:
+        system = "az.ai.openai" if self.mode == "azure" else "openai"
+        return telemetry.model_labels(operation, system, deployment or self.default_deployment or "")
+
+    async def _traced_post(
+        self, operation: str, route: str, body: dict[str, Any], deployment: str | None
+    ) -> dict[str, Any]:
+        labels = self._model_labels(operation, deployment)
+        with telemetry.model_call(labels, body) as span:
+            payload = await self._post_json(route, body, deployment)
+            telemetry.observe_response(span, payload, labels)
+        return payload
+
+    async def _chat_stream(
+        self, body: dict[str, Any], deployment: str | None, route: str
     ) -> AsyncIterator[dict[str, Any]]:
         url, body = self._target(route, {**body, "stream": True}, deployment)
         response = await self._send(url, body, stream=True)
@@ -246,6 +268,7 @@ class AzureOpenAIClient:
         while True:
             await self._limiter.acquire()
             failure: RagError
+            status: int | None = None
             try:
                 timeout = self._stream_timeout if stream else self._timeout
                 response = await self._session_now().post(
@@ -255,8 +278,11 @@ class AzureOpenAIClient:
                 failure = UpstreamUnavailable(f"Azure OpenAI could not be reached: {_describe(exc)}")
                 wait = backoff(attempt)
             else:
-                if response.status < 400:
+                status = response.status
+                if status < 400:
                     return response
+                if status == 429:
+                    telemetry.record_throttled(PEER)
                 payload = await _error_payload(response)
                 asked = server_delay(response.headers)
                 if response.status == 401 and self._tokens is not None:
@@ -269,6 +295,7 @@ class AzureOpenAIClient:
                 if isinstance(failure, Throttled):
                     failure.retry_after = wait
                 raise failure
+            telemetry.record_retry(PEER, status)
             log.info("retrying in %.2f s after: %s", wait, failure)
             await asyncio.sleep(wait)
             attempt += 1

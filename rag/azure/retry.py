@@ -13,7 +13,11 @@ from typing import Any
 
 from azure.core.pipeline.policies import AsyncRetryPolicy
 
+from rag import telemetry
+
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+SEARCH_PEER = "azure_search"
+"""The peer's name on the retry and 429 metrics."""
 
 
 def server_delay(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -81,7 +85,13 @@ class SearchRetryPolicy(AsyncRetryPolicy):
         self._method_whitelist = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"})
 
     def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+        status = response.http_response.status_code
+        if status == 429:
+            telemetry.record_throttled(SEARCH_PEER)
         asked = self.get_retry_after(response)
         if asked is not None and asked > self.budget:
             return False
-        return bool(super().is_retry(settings, response))
+        retry = bool(super().is_retry(settings, response))
+        if retry:
+            telemetry.record_retry(SEARCH_PEER, status)
+        return retry

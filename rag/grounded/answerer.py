@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from opentelemetry.trace import Span
 from pydantic import BaseModel, Field
 
+from rag import telemetry
 from rag.contract import (
     REFUSAL,
     Answer,
@@ -77,6 +79,11 @@ class Retrieval:
         return documents
 
 
+def _observe_delta(span: Span, delta: AnswerDelta) -> None:
+    if delta.finish_reason:
+        span.set_attribute("ragbot.finish_reason", delta.finish_reason)
+
+
 def to_citation(hit: ScoredChunk) -> Citation:
     chunk = hit.chunk
     return Citation(
@@ -114,7 +121,29 @@ class GroundedAnswerer:
         return self.retriever if isinstance(self.retriever, Library) else None
 
     async def retrieve(self, history: Sequence[Turn], question: str, user: Asker | None = None) -> Retrieval:
-        """Steps 1-3: intent, search and fusion, strictness and top_n."""
+        """Steps 1-3: intent, search and fusion, strictness and top_n (one span: what was cut where)."""
+        with telemetry.span("ragbot.retrieve", {"ragbot.retriever": self.retriever.name}) as span:
+            retrieval = await self._retrieve(history, question, user)
+            if span.is_recording():
+                selection = retrieval.selection
+                span.set_attributes(
+                    {
+                        "ragbot.retrieval.queries": len(retrieval.queries),
+                        "ragbot.retrieval.hits": len(selection.kept)
+                        + len(selection.below_strictness)
+                        + len(selection.beyond_top_n),
+                        "ragbot.retrieval.kept": len(selection.kept),
+                        "ragbot.retrieval.below_strictness": len(selection.below_strictness),
+                        "ragbot.retrieval.beyond_top_n": len(selection.beyond_top_n),
+                        "ragbot.retrieval.strictness": self.options.strictness,
+                        "ragbot.retrieval.top_n": self.options.top_n_documents,
+                    }
+                )
+                if telemetry.content_enabled():
+                    span.set_attribute("ragbot.retrieval.query_texts", retrieval.queries)
+        return retrieval
+
+    async def _retrieve(self, history: Sequence[Turn], question: str, user: Asker | None) -> Retrieval:
         options = self.options
         queries = (await self.rewriter.rewrite(history, question))[: options.max_search_queries]
         if isinstance(self.retriever, Speller):
@@ -146,7 +175,13 @@ class GroundedAnswerer:
             yield AnswerDelta(content=REFUSAL, finish_reason="stop")
             return
         finished = False
-        async for delta in self.generator.stream(history, question, citations, retrieval.queries):
+        deltas = telemetry.traced(
+            "ragbot.generate",
+            self.generator.stream(history, question, citations, retrieval.queries),
+            {"ragbot.generator": self.generator.name, "ragbot.documents": len(citations)},
+            observe=_observe_delta,
+        )
+        async for delta in deltas:
             finished = finished or delta.finish_reason is not None
             yield delta.model_copy(update={"citations": None, "intent": None})
         if not finished:

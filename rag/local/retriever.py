@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import telemetry
 from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
@@ -112,6 +113,7 @@ class LocalRetriever:
             count = (await self.store()).count()
         except ConfigError as exc:
             return str(exc)
+        telemetry.record_index_size(count)
         if count == 0:
             return f"the local index {self.path} is empty: {BUILD_HINT}"
         if not self._warm:

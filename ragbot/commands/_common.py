@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, SecretStr
 
 from bot.settings import BotSettings
+from bot.telemetry import TelemetrySettings
 from rag.settings import Settings, load_settings, read_env_model
 from ragbot.logs import LogSettings, setup_logging
 
@@ -13,11 +14,17 @@ class AllSettings(BaseModel):
     rag: Settings
     bot: BotSettings
     log: LogSettings
+    telemetry: TelemetrySettings
 
 
 def load_all() -> AllSettings:
     """Read every settings model; a bad value raises ConfigError naming the variable."""
-    return AllSettings(rag=load_settings(), bot=read_env_model(BotSettings), log=read_env_model(LogSettings))
+    return AllSettings(
+        rag=load_settings(),
+        bot=read_env_model(BotSettings),
+        log=read_env_model(LogSettings),
+        telemetry=read_env_model(TelemetrySettings),
+    )
 
 
 def secret_values(*models: BaseModel) -> list[str]:
@@ -34,5 +41,5 @@ def secret_values(*models: BaseModel) -> list[str]:
 
 def init() -> AllSettings:
     settings = load_all()
-    setup_logging(settings.log, secret_values(settings.rag, settings.bot))
+    setup_logging(settings.log, secret_values(settings.rag, settings.bot, settings.telemetry))
     return settings

@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         "ragbot": _masked(settings.rag.ragbot),
         "bot": _masked(settings.bot),
         "logging": _masked(settings.log),
+        "telemetry": _masked(settings.telemetry),
     }
+    groups["telemetry"]["export"] = settings.telemetry.describe()
     groups["bot"]["auth"] = "on" if settings.bot.auth_enabled else "off (no MicrosoftAppId)"
     groups["bot"]["state"] = describe(settings.bot)
     if args.json:

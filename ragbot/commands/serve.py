@@ -16,7 +16,9 @@ DESCRIPTION = """Serve the Bot Framework endpoint POST /api/messages, the web ch
 and GET /healthz and /readyz. Host and port come from RAGBOT_HOST and RAGBOT_PORT
 (default 127.0.0.1:3978) unless given here. With no MicrosoftAppId, inbound auth is off:
 fine on your machine, never in production. Conversation memory and feedback are kept in
-RAGBOT_STORAGE (default: a SQLite file under RAGBOT_DATA_DIR)."""
+RAGBOT_STORAGE (default: a SQLite file under RAGBOT_DATA_DIR). Traces and metrics go to an
+OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) and/or Application Insights
+(APPLICATIONINSIGHTS_CONNECTION_STRING); with neither, nothing is exported."""
 
 log = logging.getLogger("ragbot.serve")
 
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.app import ListenError, create_app, serve
     from bot.handoff import HandOff
     from bot.state import describe
+    from bot.telemetry import setup
     from rag.factory import build_answerer
     from rag.summary import summary_client
 
@@ -82,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     handoff = HandOff(bot, summary_client(settings.rag))
     app = create_app(bot, build_answerer(settings.rag), handoff=handoff)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
+    stop_telemetry = setup(settings.telemetry)
     try:
         serve(app, host, port, access_log=access_log)
     except ListenError as exc:
         print(f"ragbot serve: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if stop_telemetry is not None:
+            stop_telemetry()
     return 0

@@ -34,6 +34,7 @@ class Received:
     authorization: str | None
     status: int
     returned_id: str | None
+    traceparent: str | None = None
 
     @property
     def type(self) -> str:
@@ -115,6 +116,7 @@ class FakeConnector:
                 authorization=request.headers.get("Authorization"),
                 status=status,
                 returned_id=body.get("id"),
+                traceparent=request.headers.get("traceparent"),
             )
         )
         self._arrived.set()
