@@ -143,8 +143,9 @@ class BotSettings(BaseSettings):
         description="teams: the Adaptive Card message a Teams Workflow takes; json: ragbot's own; "
         "auto: teams for Workflows URLs (logic.azure.com, powerplatform.com), else json",
     )
-    handoff_timeout: float = Field(default=20.0, gt=0, le=300, validation_alias="RAGBOT_HANDOFF_TIMEOUT")
-    """Seconds a hand-off may spend posting to the webhook, retries and Retry-After waits included."""
+    handoff_timeout: float = Field(default=15.0, gt=0, le=300, validation_alias="RAGBOT_HANDOFF_TIMEOUT")
+    """Seconds a hand-off may take: a third for the chat model's summary (then the extractive one), the
+    rest for posting to the webhook, retries and Retry-After waits included. The user waits for it."""
 
     @field_validator("allowed_tenants", "welcome_questions", mode="before")
     @classmethod

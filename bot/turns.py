@@ -26,7 +26,7 @@ from bot.activity import (
     thread_key,
 )
 from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_feedback, with_answer
-from bot.handoff import DISLIKE_OFFER, HANDOFF_COMMANDS, HANDOFF_HINT, HandOff, offer
+from bot.handoff import HANDOFF_COMMANDS, HandOff, dislike_offer, refusal_hint, with_offer
 from bot.handoff.transcript import thread_transcript
 from bot.hosts.errors import OutboxError
 from bot.limits import WINDOW_S, tenant_allowed
@@ -35,7 +35,7 @@ from bot.outbox import Outbox
 from bot.pacing import paced
 from bot.refusals import RefusalRecord, save_refusal
 from bot.render import can_stream, channel_kind, informative_text, render_error, render_reply, stream_cited
-from bot.render.failures import retry_seconds
+from bot.render.failures import NOT_IN_KNOWLEDGE_BASE, retry_seconds
 from bot.settings import BotSettings
 from bot.state import StateError, StateStore
 from bot.streamer import Streamer, StreamStopped
@@ -250,9 +250,6 @@ class TurnHandler:
         if not question or command == "help":
             await outbox.send(_message(self.help_text(activity)))
             return None
-        if command in HANDOFF_COMMANDS:
-            await self._hand_off(activity, outbox)
-            return None
         key = thread_key(activity)
         async with self.locks.hold(key):
             if command in RESET_COMMANDS:
@@ -263,6 +260,9 @@ class TurnHandler:
                 snapshot = await self.memory.load(key)
             if activity.get("id") and activity["id"] in snapshot.state.seen:
                 log.info("activity %s was already answered; not answering it again", activity["id"])
+                return None
+            if command in HANDOFF_COMMANDS:
+                await self._hand_off(activity, key, snapshot, outbox)
                 return None
             streaming = (
                 self.settings.streaming
@@ -292,36 +292,41 @@ class TurnHandler:
                 viewer=self.viewer(activity["channelId"]),
             )
         if answer.refused:
-            return self._offer(activity, {**reply, "text": f"{reply['text']}\n\n{HANDOFF_HINT}"})
+            buttons = not needs_mention(activity)  # Teams channels and group chats show no suggestions
+            text = reply["text"].replace(
+                NOT_IN_KNOWLEDGE_BASE, f"{NOT_IN_KNOWLEDGE_BASE} {refusal_hint(buttons)}", 1
+            )
+            return with_offer({**reply, "text": text}, buttons)
         return reply
 
-    @staticmethod
-    def _offer(activity: Activity, reply: Activity) -> Activity:
-        """Suggested actions where the channel shows them (not in Teams channels and group chats)."""
-        return reply if needs_mention(activity) else offer(reply)
-
-    async def _hand_off(self, activity: Activity, outbox: Outbox) -> None:
+    async def _hand_off(self, activity: Activity, key: str, snapshot: Snapshot, outbox: Outbox) -> None:
         """Summarize the thread, post it to the help desk, show the user the card and the outcome.
-        Reads the thread only: its history stays as it was, whatever happens to the post."""
+
+        Runs holding the thread's lock and records the activity as answered before replying, so a
+        channel's redelivery (Teams retries a slow turn) neither posts twice nor races the first. The
+        history itself is only read, whatever happens to the post."""
         typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
         try:
-            state = (await self.memory.load(thread_key(activity))).state
-            transcript = await thread_transcript(self.store, state, activity["channelId"])
+            transcript = await thread_transcript(self.store, snapshot.state, activity["channelId"])
             summary = await self.handoff.summarize(transcript)
             user = activity["from"]
             about = {
                 "app": self.settings.app_name,
                 "channel": activity["channelId"],
                 "conversation_id": activity["conversation"]["id"],
-                "user": user.get("name") or user.get("aadObjectId") or user["id"],
+                "user": user.get("name") or user["id"],
+                "user_id": user.get("aadObjectId") or user["id"],
                 "tenant_id": tenant_of(activity),
             }
             delivery = await self.handoff.deliver(summary, transcript, about)
         finally:
             await typing.stop()
-        await outbox.send(
-            self.handoff.reply(channel_kind(activity["channelId"]), summary, transcript, delivery)
-        )
+        try:
+            await self.memory.record_turn(key, snapshot, activity.get("id"))
+        except StateError as exc:
+            log.warning("hand-off not marked as answered: the conversation store is unavailable: %s", exc)
+        kind = channel_kind(activity["channelId"])
+        await outbox.send(self.handoff.reply(kind, summary, transcript, delivery))
 
     async def _answer_once(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
@@ -536,7 +541,8 @@ class TurnHandler:
         )
         if reaction == "dislike" and first_dislike and not outbox.buffered:
             try:
-                await outbox.send(self._offer(activity, _message(DISLIKE_OFFER)))
+                buttons = not needs_mention(activity)
+                await outbox.send(with_offer(_message(dislike_offer(buttons)), buttons))
             except OutboxError as exc:  # the rating is saved: the offer is only a courtesy
                 log.warning("could not offer a hand-off after a thumbs-down: %s", exc)
         return InvokeReply(200, {})

@@ -9,6 +9,8 @@ only read.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,18 +23,17 @@ from bot.handoff.card import (
 )
 from bot.handoff.webhook import Delivery, Webhook, webhook_format
 from bot.settings import BotSettings
-from rag.summary import Summary, Transcript, summarize
+from rag.summary import Summary, Transcript, extractive_summary, summarize
 
 if TYPE_CHECKING:
     from rag.azure.client import AzureOpenAIClient
 
+log = logging.getLogger(__name__)
+
 HANDOFF_COMMANDS = ("handoff", "hand off", "hand-off", "talk to a person")
 OFFER_TITLE = "Talk to a person"
-HANDOFF_HINT = f"Or choose **{OFFER_TITLE}** (say **handoff**) and I'll pass this conversation to a person."
-DISLIKE_OFFER = (
-    f"Sorry that didn't help. Would you like a person to take over? Choose **{OFFER_TITLE}** or say "
-    "**handoff** and I'll pass them a summary of this conversation."
-)
+SUMMARY_SHARE = 1 / 3
+"""Of `RAGBOT_HANDOFF_TIMEOUT`, what the chat model may take to summarize; the rest is the webhook's."""
 NOTHING_ASKED = "The user asked for a person before asking the bot anything."
 SENT = "I've passed this conversation to the help desk: a person will get back to you here or by email."
 NOT_CONNECTED = (
@@ -54,8 +55,26 @@ def status_text(delivery: Delivery | None) -> str:
     return SENT if delivery.sent else not_sent(delivery)
 
 
-def offer(activity: dict[str, Any]) -> dict[str, Any]:
-    """`activity` with "Talk to a person" as a suggested action (Teams personal chats, Web Chat, ...)."""
+def _how(buttons: bool) -> str:
+    return f"choose **{OFFER_TITLE}**" if buttons else "mention me with **handoff**"
+
+
+def refusal_hint(buttons: bool) -> str:
+    """The line under a "not in the knowledge base" reply; `buttons`: the channel shows suggested actions."""
+    return f"Or {_how(buttons)} and I'll pass this conversation to a person."
+
+
+def dislike_offer(buttons: bool) -> str:
+    return (
+        "Sorry that didn't help. Would you like a person to take over? "
+        f"{_how(buttons).capitalize()} and I'll pass them a summary of this conversation."
+    )
+
+
+def with_offer(activity: dict[str, Any], buttons: bool) -> dict[str, Any]:
+    """`activity` with "Talk to a person" as a suggested action, where the channel shows them."""
+    if not buttons:
+        return activity
     action = {"type": "imBack", "title": OFFER_TITLE, "value": OFFER_TITLE}
     return {**activity, "suggestedActions": {"actions": [action]}}
 
@@ -67,13 +86,25 @@ class HandOff:
         self.app_name = settings.app_name
         self.client = client
         url = settings.handoff_webhook.get_secret_value() if settings.handoff_webhook else None
-        self.webhook = Webhook(url, deadline=settings.handoff_timeout) if url else None
+        self.summary_budget = settings.handoff_timeout * SUMMARY_SHARE
+        deadline = settings.handoff_timeout - self.summary_budget
+        self.webhook = Webhook(url, deadline=deadline) if url else None
         self.format = webhook_format(url, settings.handoff_webhook_format) if url else "json"
 
     async def summarize(self, transcript: Transcript) -> Summary:
+        """The chat model's summary within its share of the budget, else the extractive one."""
         if transcript.empty:
             return Summary(text=NOTHING_ASKED, method="extractive")
-        return await summarize(transcript, self.client)
+        try:
+            async with asyncio.timeout(self.summary_budget):
+                return await summarize(transcript, self.client)
+        except TimeoutError:
+            log.warning(
+                "hand-off summary: the chat model took over %.1f s, using the extractive one",
+                self.summary_budget,
+            )
+            text = extractive_summary(transcript)
+            return Summary(text=text, method="extractive", note="the chat model took too long")
 
     def payload(self, summary: Summary, transcript: Transcript, about: dict[str, Any]) -> dict[str, Any]:
         """The webhook's body: the Adaptive Card message for a Teams Workflow, else ragbot's JSON."""

@@ -1,13 +1,17 @@
 """The hand-off as people see it: an Adaptive Card (Teams, Web Chat, a Teams Workflow), plain text
 elsewhere, and the JSON a generic webhook receives. Pure functions, no I/O.
 
-The card stays far below Teams' 40 KB: the latest exchanges only, each text cut to a few lines.
+Whatever the user or the bot wrote goes into the card as `TextRun`s, which no host reads as Markdown:
+a question holding `[click here](https://...)` reaches the agent as that text, not as a link. The card
+stays far below Teams' 28 KB card limit: the latest exchanges only, each text cut to a few lines.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from rag.markdown import HEADING_MARK
 from rag.summary import Exchange, Summary, Transcript
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -15,15 +19,38 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
 """Rendered by Teams (1.5), Web Chat 4.18 and the Workflows "post card" action alike."""
 SHOWN_EXCHANGES = 5
+SHOWN_SOURCES = 5
 QUESTION_CHARS = 300
-ANSWER_CHARS = 500
+ANSWER_CHARS = 400
+SOURCE_CHARS = 160
+FACT_CHARS = 200
 SUMMARY_CHARS = 2000
 Json = dict[str, Any]
+
+_LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
+_EMPHASIS = re.compile(r"(\*\*|__|`+)")
+_HEADING = re.compile(HEADING_MARK, re.MULTILINE)
 
 
 def _cut(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def plain(markdown: str) -> str:
+    """An answer's Markdown as plain text: links as `text (url)`, no emphasis or heading marks."""
+    text = _LINK.sub(
+        lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", markdown
+    )
+    return _HEADING.sub("", _EMPHASIS.sub("", text))
+
+
+def _runs(*runs: Json, **block: Any) -> Json:
+    return {"type": "RichTextBlock", "inlines": list(runs), **block}
+
+
+def _run(text: str, **style: Any) -> Json:
+    return {"type": "TextRun", "text": text, **style}
 
 
 def counts(transcript: Transcript) -> list[tuple[str, str]]:
@@ -39,44 +66,25 @@ def counts(transcript: Transcript) -> list[tuple[str, str]]:
 
 
 def _exchange_block(number: int, exchange: Exchange) -> Json:
+    answer = (
+        _run("Not found in the knowledge base.", isSubtle=True, italic=True)
+        if exchange.refused
+        else _run(_cut(plain(exchange.answer), ANSWER_CHARS) or "(no answer)")
+    )
     items: list[Json] = [
-        {
-            "type": "TextBlock",
-            "text": f"{number}. {_cut(exchange.question, QUESTION_CHARS)}",
-            "weight": "Bolder",
-            "wrap": True,
-        },
-        {
-            "type": "TextBlock",
-            "text": "Not found in the knowledge base."
-            if exchange.refused
-            else _cut(exchange.answer, ANSWER_CHARS) or "(no answer)",
-            "isSubtle": exchange.refused,
-            "wrap": True,
-            "spacing": "Small",
-        },
+        _runs(_run(f"{number}. "), _run(_cut(exchange.question, QUESTION_CHARS), weight="Bolder")),
+        _runs(answer, spacing="Small"),
     ]
     if exchange.sources:
+        shown = [_cut(source, SOURCE_CHARS) for source in exchange.sources[:SHOWN_SOURCES]]
         items.append(
-            {
-                "type": "TextBlock",
-                "text": "Sources: " + "; ".join(exchange.sources),
-                "isSubtle": True,
-                "size": "Small",
-                "wrap": True,
-                "spacing": "Small",
-            }
+            _runs(_run("Sources: " + "; ".join(shown), isSubtle=True, size="Small"), spacing="Small")
         )
     if exchange.feedback:
+        disliked = any(f.startswith("dislike") for f in exchange.feedback)
+        text = _cut("Feedback: " + "; ".join(exchange.feedback), QUESTION_CHARS)
         items.append(
-            {
-                "type": "TextBlock",
-                "text": "Feedback: " + "; ".join(exchange.feedback),
-                "color": "Attention" if any(f.startswith("dislike") for f in exchange.feedback) else "Good",
-                "size": "Small",
-                "wrap": True,
-                "spacing": "Small",
-            }
+            _runs(_run(text, color="Attention" if disliked else "Good", size="Small"), spacing="Small")
         )
     return {"type": "Container", "items": items, "separator": True, "spacing": "Medium"}
 
@@ -92,12 +100,16 @@ def handoff_card(
             "weight": "Bolder",
             "size": "Medium",
             "wrap": True,
-        }
+        },
+        _runs(_run(_cut(summary.text, SUMMARY_CHARS))),
     ]
-    body.append({"type": "TextBlock", "text": _cut(summary.text, SUMMARY_CHARS), "wrap": True})
-    all_facts = [*(facts or []), *counts(transcript), ("Summary by", summary.method)]
-    if transcript.exchanges:
-        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in all_facts]})
+    lines = [
+        *(facts or []),
+        *(counts(transcript) if transcript.exchanges else []),
+        ("Summary by", summary.method),
+    ]
+    for label, value in lines:
+        body.append(_runs(_run(f"{label}: ", weight="Bolder"), _run(_cut(value, FACT_CHARS)), spacing="None"))
     first = max(0, len(transcript.exchanges) - SHOWN_EXCHANGES)
     for number, exchange in enumerate(transcript.exchanges[first:], start=first + 1):
         body.append(_exchange_block(number, exchange))
@@ -114,16 +126,14 @@ def workflow_message(card: Json) -> Json:
 
 
 def handoff_text(summary: Summary, transcript: Transcript, *, status: str = "") -> str:
-    """The plain-text version, for channels without Adaptive Cards and for `ragbot summarize`."""
+    """The plain-text version, for channels without Adaptive Cards."""
     lines = ["**Hand-off to a person**"]
     if status:
         lines.append(status)
     lines += ["", summary.text]
     if transcript.exchanges:
-        lines.append("")
-        lines.append(
-            " · ".join(f"{t}: {v}" for t, v in [*counts(transcript), ("summary by", summary.method)])
-        )
+        facts = [*counts(transcript), ("summary by", summary.method)]
+        lines += ["", " · ".join(f"{label}: {value}" for label, value in facts)]
     return "\n".join(lines)
 
 

@@ -15,6 +15,9 @@ from bot.state import StateStore
 from rag.contract import DOC_MARKER, Citation
 from rag.summary import Exchange, Transcript
 
+_REPEATED = re.compile(r"(\[\d+\])(?:\1)+")
+"""`[1][1]`: two chunks of one source cited together."""
+
 
 def source_name(citation: Citation) -> str:
     where = citation.url or citation.filepath
@@ -23,23 +26,28 @@ def source_name(citation: Citation) -> str:
 
 
 def exchange(answer: RatedAnswer, ratings: list[FeedbackRecord]) -> Exchange:
-    """`[docN]` markers renumbered `[1]`, `[2]`... by first use, with only the cited sources listed."""
-    numbers: list[int] = []
+    """`[docN]` markers renumbered `[1]`, `[2]`... by first use, one number per source (chunks of the
+    same document merge), with only the cited sources listed."""
+    names: list[str] = []
     for match in DOC_MARKER.finditer(answer.answer):
         number = int(match.group(1))
-        if number not in numbers and 1 <= number <= len(answer.citations):
-            numbers.append(number)
+        if 1 <= number <= len(answer.citations):
+            name = source_name(answer.citations[number - 1])
+            if name not in names:
+                names.append(name)
 
     def renumber(match: re.Match[str]) -> str:
         number = int(match.group(1))
-        return f"[{numbers.index(number) + 1}]" if number in numbers else ""
+        if not 1 <= number <= len(answer.citations):
+            return ""
+        return f"[{names.index(source_name(answer.citations[number - 1])) + 1}]"
 
-    text = DOC_MARKER.sub(renumber, answer.answer)
+    text = _REPEATED.sub(r"\1", DOC_MARKER.sub(renumber, answer.answer))
     feedback = [f"{r.reaction}: {r.comment}" if r.comment else r.reaction for r in ratings]
     return Exchange(
         question=answer.question,
         answer="" if answer.refused else text,
-        sources=[f"[{i}] {source_name(answer.citations[n - 1])}" for i, n in enumerate(numbers, start=1)],
+        sources=[f"[{i}] {name}" for i, name in enumerate(names, start=1)],
         refused=answer.refused,
         feedback=feedback,
         at=answer.at,

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.feedback import PREFIX as FEEDBACK_PREFIX
 from bot.handoff import HandOff
 from bot.handoff.card import counts
 from bot.handoff.transcript import thread_transcript
 from bot.handoff.webhook import Delivery
 from bot.memory import ThreadState
+from bot.refusals import PREFIX as REFUSAL_PREFIX
 from bot.settings import BotSettings
 from bot.state import StateStore, StoreUnavailable
 from rag.summary import Summary, Transcript, summary_client
@@ -56,8 +58,12 @@ class NotFound(Exception):
     """The conversation or the file to summarize is not there; the message says what was looked for."""
 
 
+OTHER_DOCUMENTS = (FEEDBACK_PREFIX, REFUSAL_PREFIX, "rate|")
+"""Keys of the store that are not threads (`channel|tenant|conversation id`)."""
+
+
 def _is_thread(key: str) -> bool:
-    return len(key.split("|")) >= 3 and not key.startswith(("feedback|", "rate|"))
+    return len(key.split("|")) >= 3 and not key.startswith(OTHER_DOCUMENTS)
 
 
 async def find_thread(store: StateStore, wanted: str, channel: str | None) -> tuple[str, ThreadState]:

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.handoff import DISLIKE_OFFER, NOT_CONNECTED, OFFER_TITLE, SENT, HandOff
+from bot.handoff import NOT_CONNECTED, OFFER_TITLE, SENT, HandOff, dislike_offer, refusal_hint
 from bot.handoff.card import CARD_CONTENT_TYPE
+from bot.render.failures import NOT_IN_KNOWLEDGE_BASE
 from bot.settings import BotSettings
 from rag.contract import REFUSAL, Answer, Turn
 from rag.settings import Settings, load_settings
@@ -102,7 +103,7 @@ async def test_handoff_after_a_refusal_shows_the_card_in_the_thread(make_bot: Ma
     await bot.ask(activity(bot.service_url, "How do I use the VPN?"))
     await bot.ask(activity(bot.service_url, "Where is bike parking?", activity_id="q-parking"))
     refusal = bot.connector.messages(CONVERSATION)[-1]
-    assert "couldn't find that" in refusal.text and "handoff" in refusal.text
+    assert refusal.text.startswith(f"{NOT_IN_KNOWLEDGE_BASE} {refusal_hint(True)}")
     assert offers(refusal) == [OFFER_TITLE]
 
     await bot.ask(activity(bot.service_url, OFFER_TITLE, activity_id="q-person"))
@@ -127,7 +128,7 @@ async def test_handoff_in_a_teams_channel_thread(make_bot: MakeBot) -> None:
     asked = dict(conversation_id=thread, conversation_type="channel", mention=True)
     await bot.ask(activity(bot.service_url, "parking rules?", **asked))
     refusal = bot.connector.messages(thread)[-1]
-    assert offers(refusal) == [] and "handoff" in refusal.text, "no buttons in channels: the hint says it"
+    assert offers(refusal) == [] and refusal_hint(False) in refusal.text, "no buttons here: the hint says how"
     await bot.ask(activity(bot.service_url, "handoff", activity_id="q-h", **asked))
     reply = bot.connector.messages(thread)[-1]
     assert reply.conversation_id == thread and reply.reply_to_id == "q-h"
@@ -140,7 +141,7 @@ async def test_a_thumbs_down_offers_a_person_once_and_the_card_shows_it(make_bot
     rated = bot.connector.messages(CONVERSATION)[-1].returned_id
     assert (await bot.post(submit(bot.service_url, rated, "dislike", ""))).status == 200
     offer = bot.connector.messages(CONVERSATION)[-1]
-    assert offer.text == DISLIKE_OFFER and offers(offer) == [OFFER_TITLE]
+    assert offer.text == dislike_offer(True) and offers(offer) == [OFFER_TITLE]
     sent = len(bot.connector.received)
     response = await bot.post(submit(bot.service_url, rated, "dislike", "The portal link is dead."))
     assert response.status == 200 and await response.json() == {}
@@ -180,6 +181,17 @@ async def test_handoff_is_posted_to_the_webhook(
     assert posted["card"]["type"] == "AdaptiveCard"
     logged = bot_logs(caplog)
     assert "hand-off delivered to http://127.0.0.1" in logged and SECRET_SIG not in logged
+
+
+async def test_a_redelivered_handoff_is_posted_once(make_bot: MakeBot, help_desk: HelpDesk) -> None:
+    bot = await make_bot(handoff_webhook=help_desk.url)
+    await bot.ask(activity(bot.service_url, "vpn?"))
+    handoff = activity(bot.service_url, "handoff", activity_id="h-1")
+    first, again = await asyncio.gather(bot.post(handoff), bot.post(handoff))  # Teams retrying a slow turn
+    assert first.status == again.status == 200
+    await bot.ask(handoff)
+    assert len(help_desk.posts) == 1
+    assert [m.text for m in bot.connector.messages(CONVERSATION)].count(SENT) == 1
 
 
 async def test_a_teams_workflow_gets_the_card_message(make_bot: MakeBot, help_desk: HelpDesk) -> None:
@@ -293,6 +305,19 @@ async def test_the_chat_model_writes_the_summary_when_configured(
     await bot.ask(activity(bot.service_url, "handoff"))
     text = card_text(card_of(bot.connector.messages(CONVERSATION)[-1]))
     assert "could not be answered" in text and "extractive" in text, "a failing model: the extractive one"
+
+
+async def test_a_slow_chat_model_gives_way_to_the_extractive_summary(
+    make_bot: MakeBot, fake_azure: FakeAzure
+) -> None:
+    client = summary_client(azure_settings(fake_azure.url))
+    handoff = HandOff(BotSettings(_env_file=None, handoff_timeout=0.6), client)
+    bot = await make_bot(FakeAnswerer(script=refusing), handoff=handoff)
+    await bot.ask(activity(bot.service_url, "bike parking?"))
+    fake_azure.reply(Reply(body={}, delay=2))
+    await bot.ask(activity(bot.service_url, "handoff"))
+    text = card_text(card_of(bot.connector.messages(CONVERSATION)[-1]))
+    assert "could not be answered" in text and "extractive" in text
 
 
 CliRun = Callable[..., Awaitable[tuple[int, str, str]]]

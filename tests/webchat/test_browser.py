@@ -316,6 +316,9 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
             activity_of(bot_bubbles(page).last).get_by_role("button", name="Dislike", exact=True).click()
             page.wait_for_timeout(1500)  # Web Chat posts a vote half a second after the click
             page.screenshot(path=str(ARTIFACT))
+            # A thumbs-down is answered with the offer of a person.
+            expect(bot_bubbles(page).last).to_contain_text("Would you like a person to take over?")
+            expect(toolbar.get_by_text("Talk to a person")).to_be_visible()
 
             # The cited document, opened at the cited chunk.
             href = sources(page, answer)[0][0]
@@ -338,7 +341,19 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
                 "user" if "webchat__bubble--from-user" in (cls or "") else "bot"
                 for cls in page.locator(".webchat__bubble").evaluate_all("els => els.map(e => e.className)")
             ]
-            assert roles == ["bot"] + ["user", "bot"] * 7, roles
+            assert roles == ["bot"] + ["user", "bot"] * 5 + ["bot"] + ["user", "bot"] * 2, roles
+
+            # The hand-off: its Adaptive Card, as Web Chat renders it, lists the questions and the vote.
+            box = page.get_by_placeholder("Type your message")
+            box.fill("handoff")
+            box.press("Enter")
+            card = page.locator(".ac-adaptiveCard").last
+            expect(card).to_contain_text("Hand-off to a person")
+            expect(card).to_contain_text(QUESTIONS["expenses"])
+            expect(card).to_contain_text("Feedback: dislike")
+            expect(bot_bubbles(page).last).to_be_visible()
+            card.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "webchat-handoff.png"))
             finals = bot_bubbles(page).all_inner_texts()
             seen = page.evaluate("window.__seen")
         finally:

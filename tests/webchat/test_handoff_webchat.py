@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.handoff import DISLIKE_OFFER, NOT_CONNECTED, OFFER_TITLE
+from bot.handoff import NOT_CONNECTED, OFFER_TITLE, dislike_offer
 from bot.handoff.card import CARD_CONTENT_TYPE
 from bot.settings import BotSettings
 from bot.turns import TurnTiming
@@ -73,7 +73,7 @@ async def test_handoff_in_web_chat_after_a_refusal_and_a_thumbs_down(
         f"{DL}/conversations/{conv['conversationId']}/activities", json=feedback, headers=auth(conv["token"])
     )
     assert response.status == 200, await response.text()
-    offer = await bot_message(client, conv, lambda a: a.get("text") == DISLIKE_OFFER)
+    offer = await bot_message(client, conv, lambda a: a.get("text") == dislike_offer(True))
     assert actions(offer) == [OFFER_TITLE]
 
     await send(client, conv, "bike parking?", client_id="c2")
