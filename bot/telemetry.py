@@ -18,7 +18,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag import telemetry
@@ -35,8 +35,10 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     trace_content: bool = Field(default=False, validation_alias="RAGBOT_TRACE_CONTENT")
-    connection_string: SecretStr = Field(
-        default=SecretStr(""), validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    connection_string: str = Field(
+        default="",
+        validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        description="where to send, not a credential (Microsoft's word); keys: Entra ID sign-in",
     )
     otlp_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otlp_traces_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -65,7 +67,7 @@ class TelemetrySettings(BaseSettings):
 
     @property
     def azure_monitor(self) -> bool:
-        return bool(self.connection_string.get_secret_value()) and not self.sdk_disabled
+        return bool(self.connection_string) and not self.sdk_disabled
 
     def describe(self) -> str:
         """One line for the start-up log and `ragbot config`: where telemetry goes."""
@@ -106,7 +108,7 @@ def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
         from azure.monitor.opentelemetry import configure_azure_monitor
 
         configure_azure_monitor(
-            connection_string=settings.connection_string.get_secret_value(),
+            connection_string=settings.connection_string,
             resource=resource,
             span_processors=processors,
             metric_readers=readers,

@@ -8,7 +8,15 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-OUTER_SETTINGS = ("AZURE_", "RAGBOT_", "Microsoft", "MICROSOFT_APP", "DIRECT_LINE")
+OUTER_SETTINGS = (
+    "AZURE_",
+    "RAGBOT_",
+    "Microsoft",
+    "MICROSOFT_APP",
+    "DIRECT_LINE",
+    "OTEL_",
+    "APPLICATIONINSIGHTS_",
+)
 
 
 def run_ragbot(

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from bot.settings import BotSettings
+from bot.telemetry import TelemetrySettings
 from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings
 from ragbot.logs import LogSettings
 
@@ -31,14 +32,17 @@ SETTINGS_MODELS: list[type[BaseSettings]] = [
     RagSettings,
     BotSettings,
     LogSettings,
+    TelemetrySettings,
 ]
-PLATFORM_VARIABLES = {"WEBSITES_PORT", "AZURE_CLIENT_ID"}  # App Service's port; azure-identity's identity
+# App Service's port; azure-identity's identity; the Azure Monitor exporter's Entra ID sign-in
+PLATFORM_VARIABLES = {"WEBSITES_PORT", "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 ROLE_IDS = {  # built-in roles: Cognitive Services OpenAI User, Search Index Data Reader, AcrPull,
-    # Storage Blob Data Contributor
+    # Storage Blob Data Contributor, Monitoring Metrics Publisher
     "Microsoft.CognitiveServices/accounts": "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd",
     "Microsoft.Search/searchServices": "1407120a-92aa-4202-b7e9-c0e197c71c8f",
     "Microsoft.ContainerRegistry/registries": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
     "Microsoft.Storage/storageAccounts": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Microsoft.Insights/components": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
 
@@ -283,6 +287,9 @@ def test_template_declares_the_whole_deployment() -> None:
             ("Microsoft.Authorization/roleAssignments", False),
             ("Microsoft.Authorization/roleAssignments", False),
             ("Microsoft.Authorization/roleAssignments", False),
+            ("Microsoft.Authorization/roleAssignments", False),
+            ("Microsoft.OperationalInsights/workspaces", False),
+            ("Microsoft.Insights/components", False),
             ("Microsoft.Storage/storageAccounts", False),
             ("Microsoft.Storage/storageAccounts/blobServices", False),
             ("Microsoft.Storage/storageAccounts/blobServices/containers", False),
@@ -380,7 +387,9 @@ def test_several_replicas_share_state_in_blob_storage_that_only_entra_id_reaches
 def test_no_secret_in_the_template() -> None:
     secrets = {name.lower() for name in env_names(secret=True)}
     assert not secrets & {name.lower() for name in app_settings()}
-    assert not re.search(r"(?i)listKeys|listCredentials|@secure|password|connectionString", BICEP_TEXT)
+    # Application Insights' connection string only names where to send: its local auth is off (below)
+    text = BICEP_TEXT.replace("appInsights.properties.ConnectionString", "")
+    assert not re.search(r"(?i)listKeys|listCredentials|@secure|password|connectionString", text)
     guids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", BICEP_TEXT, re.I))
     assert guids == set(ROLE_IDS.values()), "no tenant, subscription or app id written in"
 
@@ -397,3 +406,13 @@ def test_every_parameter_is_used_and_the_readme_command_fits_the_template() -> N
     assert given <= set(params), given - set(params)
     assert {name for name, default in params.items() if not default} <= given, "every required parameter"
     assert "--template-file manifests/azure/main.bicep" in command
+
+
+def test_application_insights_takes_telemetry_from_the_identity_only() -> None:
+    insights = RESOURCES["appInsights"]["body"]
+    assert "DisableLocalAuth: true" in insights and "WorkspaceResourceId: logs.id" in insights
+    settings = app_settings()
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "appInsights.properties.ConnectionString"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "telemetrySignIn"
+    assert "var telemetrySignIn = 'Authorization=AAD;ClientId=${identity.properties.clientId}'" in BICEP_TEXT
+    assert "telemetryAccess" in RESOURCES["site"]["body"], "the role before the first export"

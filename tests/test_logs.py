@@ -42,3 +42,29 @@ def test_json_format_one_object_per_line(captured: io.StringIO) -> None:
     assert line["message"] == "turn done"
     assert line["conversation"] == "c1" and line["ms"] == 12
     assert line["level"] == "INFO"
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_a_line_logged_during_a_traced_turn_names_its_trace_and_span(
+    captured: io.StringIO, form: str
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    setup_logging(LogSettings(format=form), stream=captured)
+    log = logging.getLogger("ragbot.test")
+    log.info("before the turn")
+    with TracerProvider().get_tracer("test").start_as_current_span("turn") as span:
+        log.warning("answer failed: Throttled")
+    trace_id, span_id = (
+        format(span.get_span_context().trace_id, "032x"),
+        format(span.get_span_context().span_id, "016x"),
+    )
+    before, during = captured.getvalue().splitlines()
+    assert "trace_id" not in before
+    if form == "json":
+        assert {k: json.loads(during)[k] for k in ("trace_id", "span_id")} == {
+            "trace_id": trace_id,
+            "span_id": span_id,
+        }
+    else:
+        assert during.endswith(f"answer failed: Throttled trace_id={trace_id} span_id={span_id}")

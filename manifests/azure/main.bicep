@@ -73,6 +73,7 @@ var cognitiveServicesOpenAiUser = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
 var searchIndexDataReader = '1407120a-92aa-4202-b7e9-c0e197c71c8f'
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: '${namePrefix}-id-${suffix}'
@@ -160,6 +161,44 @@ resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
   }
 }
 
+// Traces and metrics (requests, dependencies, customMetrics) in Application Insights on a Log Analytics
+// workspace. Local authentication is off: only the bot's identity (Monitoring Metrics Publisher) can send,
+// with an Entra ID token, so the connection string is an address, not a credential.
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${namePrefix}-logs-${suffix}'
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${namePrefix}-ai-${suffix}'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+    DisableLocalAuth: true
+  }
+}
+
+resource telemetryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, identity.id, monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The exporter signs in to Application Insights as the bot's managed identity.
+var telemetrySignIn = 'Authorization=AAD;ClientId=${identity.properties.clientId}'
+
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: '${namePrefix}-plan-${suffix}'
   location: location
@@ -190,6 +229,8 @@ var appSettings = concat(
     { name: 'AZURE_SEARCH_SERVICE', value: search.name }
     { name: 'AZURE_SEARCH_INDEX', value: searchIndex }
     { name: 'AZURE_SEARCH_QUERY_TYPE', value: searchQueryType }
+    { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsights.properties.ConnectionString }
+    { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: telemetrySignIn }
   ],
   empty(openAiEmbeddingDeployment) ? [] : [{ name: 'AZURE_OPENAI_EMBEDDING_NAME', value: openAiEmbeddingDeployment }],
   sharedState
@@ -229,6 +270,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
     registryAccess
     openAiAccess
     searchAccess
+    telemetryAccess
     storageAccess
     stateBlobs
   ]

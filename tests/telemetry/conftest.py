@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,20 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rag import http_sessions, telemetry
+from rag.documents import Chunk
+from rag.local.embedder import LocalEmbedder
+from rag.local.store import LocalStore
 from tests.bot.conftest import bot_host, connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
+
+QUESTION = "How do I reset my VPN token on a laptop?"
+PASSAGES = [
+    (
+        "it/vpn.md",
+        "VPN tokens",
+        "To reset your VPN token on a laptop, open the VPN client and choose Reset token.",
+    ),
+    ("it/printer.md", "Printers", "To add a printer, open Settings, then Printers, then Add a printer."),
+]
 
 
 @dataclass
@@ -57,6 +71,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(("AZURE_", "RAGBOT_", "OTEL_", "APPLICATIONINSIGHTS_", "MicrosoftApp")):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture(scope="package")
+def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("traced-index")
+    embedder = LocalEmbedder()
+    with LocalStore(data_dir / "index.sqlite") as store:
+        for filepath, title, text in PASSAGES:
+            chunk = Chunk(
+                id=f"{filepath}#0",
+                content=text,
+                title=title,
+                filepath=filepath,
+                chunk_id="0",
+                content_hash=filepath,
+            )
+            store.replace_file(filepath, [chunk], embedder.embed_sync([f"{title}\n{text}"]))
+    return data_dir
 
 
 def recording(monkeypatch: pytest.MonkeyPatch, *, content: bool) -> Iterator[Recorded]:

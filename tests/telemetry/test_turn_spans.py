@@ -8,53 +8,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from rag.azure.on_your_data import OnYourDataAnswerer
-from rag.documents import Chunk
 from rag.factory import build_answerer
-from rag.local.embedder import LocalEmbedder
-from rag.local.store import LocalStore
 from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, Settings
 from tests.azure.azure_fake import FakeAzure, Reply
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import activity
 from tests.loopback import serve
-from tests.telemetry.conftest import Recorded
+from tests.telemetry.conftest import QUESTION, Recorded
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
 TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
-QUESTION = "How do I reset my VPN token on a laptop?"
 OPENAI_KEY = "aoai-key-5d1f0c9b7e3a2c4d6e8f"
-PASSAGES = [
-    (
-        "it/vpn.md",
-        "VPN tokens",
-        "To reset your VPN token on a laptop, open the VPN client and choose Reset token.",
-    ),
-    ("it/printer.md", "Printers", "To add a printer, open Settings, then Printers, then Add a printer."),
-]
-
-
-@pytest.fixture(scope="module")
-def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("traced-index")
-    embedder = LocalEmbedder()
-    with LocalStore(data_dir / "index.sqlite") as store:
-        for filepath, title, text in PASSAGES:
-            chunk = Chunk(
-                id=f"{filepath}#0",
-                content=text,
-                title=title,
-                filepath=filepath,
-                chunk_id="0",
-                content_hash=filepath,
-            )
-            store.replace_file(filepath, [chunk], embedder.embed_sync([f"{title}\n{text}"]))
-    return data_dir
 
 
 def local_bot(make_bot: MakeBot, data_dir: Path, **overrides: Any) -> Any:
