@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from indexing.progress import Progress
 from rag.factory import build_answerer
+from rag.summary import summary_client
 from ragbot.commands._common import AllSettings, init
 from ragbot.commands.ask import not_ready_hint
-from ragbot.evaluation.judge import Judge, judge_client
+from ragbot.evaluation.judge import Judge
 from ragbot.evaluation.questions import EvalFileError, EvalQuestion, read_questions
 from ragbot.evaluation.run import (
     ResultRow,
@@ -69,7 +70,7 @@ async def _run(
 ) -> tuple[list[ResultRow], str, str | None] | str:
     """The rows, the backend's name and the judge's name; or why the backend cannot answer."""
     answerer = build_answerer(settings.rag)
-    client = None if args.no_judge else judge_client(settings.rag)
+    client = None if args.no_judge else summary_client(settings.rag)
     judge = Judge(client) if client is not None else None
     try:
         reason = await answerer.ready()

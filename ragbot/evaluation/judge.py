@@ -1,5 +1,6 @@
-"""Groundedness and relevance, 1-5, judged by the configured chat model (Azure OpenAI or an
-OpenAI-compatible endpoint) through the shared client: same auth, retries and rate limit as answering.
+"""Groundedness and relevance, 1-5, judged by the configured chat model (the one answering and
+summaries use: Azure OpenAI or an OpenAI-compatible endpoint, `rag.summary.summary_client`) through the
+shared client: same auth, retries and rate limit as answering.
 
 A score of 4 or 5 passes, as in the azure-search-openai-demo evaluator's summaries.
 """
@@ -14,7 +15,6 @@ from rag.azure.client import AzureOpenAIClient
 from rag.azure.responses import parse_completion
 from rag.contract import Citation
 from rag.errors import RagError
-from rag.settings import Settings
 
 PASSING = 4
 SOURCE_CHARS = 2000
@@ -42,16 +42,6 @@ INSTRUCTIONS: dict[Metric, str] = {
 class Verdict(NamedTuple):
     score: int | None
     problem: str | None = None
-
-
-def judge_client(settings: Settings) -> AzureOpenAIClient | None:
-    """The chat model answering would use: Azure OpenAI when configured, else an OpenAI-compatible
-    endpoint (`RAGBOT_LLM_BASE_URL` + `RAGBOT_LLM_MODEL`), else none (no judged metrics)."""
-    if settings.openai.configured:
-        return AzureOpenAIClient.from_settings(settings)
-    if settings.ragbot.llm_base_url and settings.ragbot.llm_model:
-        return AzureOpenAIClient.openai_compatible(settings)
-    return None
 
 
 def prompt(metric: Metric, question: str, answer: str, sources: Sequence[Citation]) -> list[dict[str, str]]:

@@ -197,7 +197,7 @@ def _value(name: str, value: float | None, sign: str = "") -> str:
 
 
 def table(summary: Summary) -> str:
-    judge = summary.judge or "none (no chat model configured)"
+    judge = summary.judge or "none (no chat model configured, or --no-judge)"
     lines = [
         f"{summary.questions} questions from {summary.file}, {summary.backend} backend, judge: {judge}, "
         f"{summary.seconds:.1f} s at concurrency {summary.concurrency}",
