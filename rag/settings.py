@@ -221,6 +221,11 @@ class RagSettings(_Base):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
+    llm_organization: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAGBOT_LLM_ORGANIZATION", "OPENAI_ORGANIZATION"),
+        description="sent as the OpenAI-Organization header (an OpenAI key in several organizations)",
+    )
     history_tokens: int = Field(default=2000, ge=0, le=100_000)
     request_timeout: float = Field(default=60.0, gt=0, le=600)
     retry_budget: float = Field(default=60.0, ge=0, le=600)

@@ -12,7 +12,10 @@ from typing import Protocol, cast
 from rag.errors import ConfigError, RagError
 from ragbot.logs import redact
 
-COMMANDS = ("serve", "index", "ask", "eval", "config", "feedback", "gaps", "summarize", "teams-package")
+COMMANDS = (
+    "serve", "index", "ask", "eval", "config", "feedback", "gaps", "summarize", "teams-package",
+    "chat", "embed", "image", "raw",
+)  # fmt: skip
 
 log = logging.getLogger("ragbot")
 

@@ -21,10 +21,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture
 def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[dict[str, str]], Settings]:
-    """Settings read from exactly the given variables, as the service reads them: no outer AZURE_* or
-    RAGBOT_*, and no `.env` (the working folder is the test's own, so `data` is in it too)."""
+    """Settings read from exactly the given variables, as the service reads them: no outer AZURE_*,
+    RAGBOT_* or OPENAI_*, and no `.env` (the working folder is the test's own, so `data` is in it too)."""
     for name in list(os.environ):
-        if name.startswith(("AZURE_", "RAGBOT_")):
+        if name.startswith(("AZURE_", "RAGBOT_", "OPENAI_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

@@ -37,12 +37,16 @@ class Recorded:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    body: Any  # the JSON body, or None when empty
+    body: Any  # the JSON body, or None when empty or not JSON (form data, a file: see `raw`)
+    raw: bytes = b""
     at: float = field(default_factory=time.monotonic)
 
 
 async def record(request: web.Request) -> Recorded:
-    """Read `request` (its body as JSON) into a :class:`Recorded`."""
+    """Read `request` (its body as JSON when it is JSON) into a :class:`Recorded`."""
     raw = await request.read()
-    body = json.loads(raw) if raw else None
-    return Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    return Recorded(request.method, request.path, dict(request.query), dict(request.headers), body, raw)

@@ -22,17 +22,21 @@ def ragbot(
 def test_help_lists_every_command() -> None:
     result = ragbot("--help")
     assert result.returncode == 0
-    for name in ("serve", "index", "ask", "config", "feedback", "summarize", "teams-package"):
+    for name in COMMANDS:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize(
-    "command", ["serve", "index", "ask", "config", "feedback", "summarize", "teams-package"]
-)
+COMMANDS = ["serve", "index", "ask", "config", "feedback", "summarize", "teams-package"]
+CONNECTOR = ["chat", "embed", "image", "raw"]
+
+
+@pytest.mark.parametrize("command", COMMANDS + CONNECTOR)
 def test_each_command_has_help(command: str) -> None:
     result = ragbot(command, "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: ragbot " + command in result.stdout
+    if command in CONNECTOR:  # the connector actions show how they are called
+        assert f"\n  ragbot {command} " in result.stdout
 
 
 def test_config_masks_secrets_and_names_backend(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ class Dialect(BaseModel, frozen=True):
     embeddings_dimensions: bool = False  # `dimensions` on the /embeddings endpoint
     stream_usage: bool = False  # `stream_options.include_usage`: a last chunk with usage, empty `choices`
     choices_and_seed: bool = True  # `n` and `seed` (the extensions endpoint's schema declares neither)
+    image_generations: bool = True  # synchronous `images/generations` (before: queued DALL-E 2 jobs)
 
     @property
     def chat_path(self) -> str:
@@ -47,6 +48,7 @@ _DIALECTS = {
             managed_identity=False,
             embeddings_input_type=False,
             choices_and_seed=False,
+            image_generations=False,
         ),
         Dialect(
             version="2023-08-01-preview",
@@ -55,6 +57,7 @@ _DIALECTS = {
             managed_identity=False,
             embeddings_input_type=False,
             choices_and_seed=False,
+            image_generations=False,
         ),
         Dialect(version="2023-12-01-preview", legacy=True, choices_and_seed=False),
         Dialect(version="2024-02-15-preview", legacy=False),

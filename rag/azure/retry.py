@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from azure.core.pipeline.policies import AsyncRetryPolicy
+from pydantic import BaseModel, Field
 
 from rag import telemetry
 
@@ -47,6 +48,35 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 16.0, rng: random.R
     """Exponential backoff with "equal jitter": half fixed, half random, so retries spread out."""
     ceiling = min(cap, base * 2**attempt)
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+MAX_DELAY = 300.0  # the longest wait between two tries that a fixed or doubling delay may reach
+
+
+class RetryPolicy(BaseModel):
+    """Which failures are tried again and how long to wait between tries. The defaults are the client's
+    own behaviour (408/429/5xx and network faults, jittered exponential backoff, no count cap);
+    `ragbot raw` exposes every field. A wait the service asks for (`retry-after-ms`, `Retry-After`)
+    always wins over :meth:`wait`, and the client's retry budget caps the total either way."""
+
+    max_retries: int | None = Field(default=None, ge=0)
+    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY)  # None: jittered backoff from 0.5 s
+    exponential: bool = False  # with `delay`: double it after each try
+    all_errors: bool = False  # also 4xx other than 408/429 (e.g. a 404 while a deployment is created)
+
+    def retries(self, status: int | None) -> bool:
+        """Whether a failure is worth another try; `status` None is a network fault or a timeout."""
+        return status is None or status in RETRYABLE_STATUS or (self.all_errors and status >= 400)
+
+    def wait(self, attempt: int) -> float:
+        """Seconds before try `attempt + 1` when the service named no wait."""
+        if self.delay is None:
+            return backoff(attempt)
+        return min(MAX_DELAY, self.delay * 2**attempt) if self.exponential else self.delay
+
+    def allows(self, attempt: int) -> bool:
+        """Whether try number `attempt + 1` (a retry when `attempt` > 0) may still be made."""
+        return self.max_retries is None or attempt <= self.max_retries
 
 
 class RateLimiter:

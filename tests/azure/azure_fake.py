@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from tests.loopback import Recorded, record
+
+CliRunner = Callable[..., Awaitable[tuple[int, str, str]]]  # `run_cli`: (exit code, stdout, stderr)
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Reply:
     abort: bool = False
     delay: float = 0.0
     pause: float = 0.0  # between stream events
+    content_type: str = "application/json"  # of a bytes body
 
 
 class FakeAzure:
@@ -50,7 +53,9 @@ class FakeAzure:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if isinstance(reply.body, bytes):
-            return web.Response(body=reply.body, status=reply.status, content_type="application/json")
+            return web.Response(
+                body=reply.body, status=reply.status, content_type=reply.content_type, headers=reply.headers
+            )
         if reply.events is None:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         response = web.StreamResponse(status=reply.status, headers={"Content-Type": "text/event-stream"})
