@@ -28,8 +28,9 @@ Kind = Literal["refused", "disliked", "comment"]
 DEFAULT_SIMILARITY = 0.6
 """all-MiniLM-L6-v2: paraphrases of one question score 0.6-0.9 against each other, different topics of
 one help desk below 0.3."""
-MAX_ITEMS = 20_000
-"""Newest items grouped in one run: embedding and grouping stay within seconds and bounded memory."""
+MAX_ITEMS = 5_000
+"""Newest items grouped in one run, so a report takes under a minute and bounded memory however long
+the store has collected (`--since` picks the period)."""
 EXAMPLES = 3
 SOURCES = 5
 
@@ -99,20 +100,22 @@ def gather(
 
 def cluster(vectors: np.ndarray, similarity: float) -> list[list[int]]:
     """Greedy grouping of L2-normalised rows: each joins the group whose centroid is nearest when the
-    cosine similarity reaches `similarity`, else starts a group."""
+    cosine similarity reaches `similarity`, else starts a group. Centroids are kept normalised and only
+    the joined one is recomputed, so a row costs one product with the centroids so far."""
     groups: list[list[int]] = []
-    sums = np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    sums = np.zeros_like(vectors, dtype=np.float32)
+    centroids = np.zeros_like(vectors, dtype=np.float32)
     for i, vector in enumerate(vectors):
         if groups:
-            centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-            scores = centroids @ vector
+            scores = centroids[: len(groups)] @ vector
             best = int(np.argmax(scores))
             if scores[best] >= similarity:
                 groups[best].append(i)
                 sums[best] += vector
+                centroids[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-12)
                 continue
+        sums[len(groups)] = centroids[len(groups)] = vector
         groups.append([i])
-        sums = np.vstack([sums, vector[None, :]])
     return groups
 
 

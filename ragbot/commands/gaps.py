@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,18 @@ from bot.state import StateStore, StoreUnavailable
 from rag.local.embedder import LocalEmbedder
 from ragbot.commands._common import init
 from ragbot.commands.feedback import server_store
-from ragbot.gaps import DEFAULT_SIMILARITY, find_gaps, gather, source_name, to_csv, to_json, to_markdown
+from ragbot.gaps import (
+    DEFAULT_SIMILARITY,
+    MAX_ITEMS,
+    find_gaps,
+    gather,
+    source_name,
+    to_csv,
+    to_json,
+    to_markdown,
+)
+
+log = logging.getLogger("ragbot.gaps")
 
 HELP = "list what users asked that the knowledge base could not answer well, grouped by meaning"
 DESCRIPTION = f"""List the questions the bot refused ("not in the knowledge base"), the answers users
@@ -124,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
         added = export(args.export_eval, eval_rows(feedback, args.since))
         print(f"added {added} thumbs-down answers to {args.export_eval}", file=sys.stderr)
         return 0
-    gaps = asyncio.run(find_gaps(gather(refusals, feedback, args.since), LocalEmbedder(), args.similarity))
+    items = gather(refusals, feedback, args.since)
+    if len(items) == MAX_ITEMS:
+        log.info("grouping the newest %d items only; --since picks an earlier period", MAX_ITEMS)
+    if len(items) > 100:
+        log.info("grouping %d questions with the local embedding model (about 100 a second)", len(items))
+    gaps = asyncio.run(find_gaps(items, LocalEmbedder(), args.similarity))
     output = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](gaps)
     if args.out:
         args.out.write_text(output, encoding="utf-8")
