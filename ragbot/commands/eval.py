@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = asyncio.run(_run(settings, questions, args))
     if isinstance(outcome, str):
         print(f"ragbot eval: {outcome}", file=sys.stderr)
-        return 1
+        return 2  # no index, an unreadable one, refused credentials: set-up to fix, as `ragbot ask`
     rows, backend, judge = outcome
     summary = Summary(
         file=str(args.file),

@@ -218,3 +218,11 @@ def test_bad_input_is_refused_before_any_work(workspace: Path, tmp_path: Path) -
     done = ragbot(workspace, "eval", "questions.jsonl", "--out", str(taken))
     assert done.returncode == 2 and "already holds results" in done.stderr
     assert (taken / "summary.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_a_missing_index_names_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "q.jsonl").write_text('{"question": "vpn?"}\n', encoding="utf-8")
+    done = run_ragbot("eval", "q.jsonl", cwd=tmp_path, env={"RAGBOT_DATA_DIR": str(tmp_path / "nowhere")})
+    assert done.returncode == 2
+    assert "the local backend is not ready" in done.stderr and "RAGBOT_DATA_DIR" in done.stderr
+    assert not (tmp_path / "eval-results").exists()
