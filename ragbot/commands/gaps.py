@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import logging
 import sys
 from datetime import datetime
@@ -17,12 +15,13 @@ from bot.state import StateStore, StoreUnavailable
 from rag.local.embedder import LocalEmbedder
 from ragbot.commands._common import init
 from ragbot.commands.feedback import server_store
+from ragbot.evaluation.from_feedback import append_rows, feedback_rows
+from ragbot.evaluation.questions import EvalFileError
 from ragbot.gaps import (
     DEFAULT_SIMILARITY,
     MAX_ITEMS,
     find_gaps,
     gather,
-    source_name,
     to_csv,
     to_json,
     to_markdown,
@@ -81,46 +80,6 @@ async def _load(store: StateStore) -> tuple[list[RefusalRecord], list[FeedbackRe
         await store.aclose()
 
 
-def eval_rows(feedback: list[FeedbackRecord], since: str | None) -> list[dict[str, object]]:
-    """One row per answer rated down (several users' ratings of one answer make one row)."""
-    rows: dict[str, dict[str, object]] = {}
-    for f in feedback:
-        if f.reaction != "dislike" or not f.question or (since and f.at < since):
-            continue
-        ident = "feedback-" + hashlib.sha256(f"{f.channel_id}|{f.reply_to_id}".encode()).hexdigest()[:12]
-        row = rows.setdefault(
-            ident,
-            {
-                "id": ident,
-                "question": f.question,
-                "truth": "",
-                "answerable": True,
-                "rated_answer": f.answer,
-                "sources_shown": [source_name(c) for c in f.citations],
-                "comments": [],
-                "rated_at": f.at,
-            },
-        )
-        if f.comment:
-            comments = row["comments"]
-            assert isinstance(comments, list)
-            comments.append(f.comment)
-    return list(rows.values())
-
-
-def export(path: Path, rows: list[dict[str, object]]) -> int:
-    """Append the rows whose id FILE does not hold yet; returns how many were added."""
-    known: set[str] = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                known.add(str(json.loads(line).get("id", "")))
-    new = [row for row in rows if row["id"] not in known]
-    with path.open("a", encoding="utf-8") as out:
-        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in new)
-    return len(new)
-
-
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.similarity <= 1:
         print("ragbot gaps: --similarity must be above 0 and at most 1", file=sys.stderr)
@@ -133,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ragbot gaps: cannot read {store and store.name}: {exc}", file=sys.stderr)
         return 1
     if args.export_eval:
-        added = export(args.export_eval, eval_rows(feedback, args.since))
+        try:
+            added = append_rows(args.export_eval, feedback_rows(feedback, args.since))
+        except EvalFileError as exc:
+            print(f"ragbot gaps: {exc}", file=sys.stderr)
+            return 2
         print(f"added {added} thumbs-down answers to {args.export_eval}", file=sys.stderr)
         return 0
     items = gather(refusals, feedback, args.since)

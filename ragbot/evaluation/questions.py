@@ -39,7 +39,7 @@ class EvalQuestion(BaseModel):
         return self.relevant or list(dict.fromkeys(SOURCE_REF.findall(self.truth)))
 
 
-def read_questions(path: Path) -> list[EvalQuestion]:
+def read_questions(path: Path, *, allow_empty: bool = False) -> list[EvalQuestion]:
     """Every non-blank line; a line without an id is named `line-N`. Raises `EvalFileError`."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -55,7 +55,7 @@ def read_questions(path: Path) -> list[EvalQuestion]:
             problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
             raise EvalFileError(f"{path}:{number}: not a question ({problem})") from exc
         questions.append(question if question.id else question.model_copy(update={"id": f"line-{number}"}))
-    if not questions:
+    if not questions and not allow_empty:
         raise EvalFileError(f"{path}: no questions (one JSON object a line, with at least `question`)")
     twice = sorted(i for i, n in Counter(q.id for q in questions).items() if n > 1)
     if twice:

@@ -199,3 +199,15 @@ def test_thumbs_down_export_as_eval_rows_keeps_earlier_rows(data_dir: Path, tmp_
     questions = read_questions(target)
     assert questions[0].id == "mine" and len(questions) == 4
     assert questions[2].answerable and questions[2].expected_sources == []
+
+
+def test_export_into_a_file_that_is_not_a_questions_file_changes_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "notes.jsonl"
+    target.write_text("my notes, not JSON\n", encoding="utf-8")
+    done = run_ragbot(
+        "gaps", "--export-eval", str(target), cwd=data_dir, env={"RAGBOT_DATA_DIR": str(data_dir)}
+    )
+    assert done.returncode == 2 and f"{target}:1: not a question" in done.stderr
+    assert target.read_text(encoding="utf-8") == "my notes, not JSON\n"
