@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from rag.errors import RagError
+from rag.markdown import HEADING_MARK
 from rag.settings import Settings
 
 if TYPE_CHECKING:  # the Azure client is imported only when a chat model is configured
@@ -26,6 +27,8 @@ PROMPT_CHARS = 16_000
 SUMMARY_TOKENS = 350
 TEXT_SUMMARY_CHARS = 600
 QUOTE_CHARS = 160
+LAST_ANSWER_CHARS = 200
+SHOWN_SOURCES = 6
 SYSTEM = (
     "You write hand-off notes for a help-desk agent who takes over a conversation from a bot. In at most "
     "six short sentences of plain text, say what the user needs, what the bot answered and from which "
@@ -34,6 +37,18 @@ SYSTEM = (
 )
 _SPEAKER = re.compile(r"^\s*(user|you|question|q|bot|assistant|answer|a)\s*:\s*(.*)$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
+_EMPHASIS = re.compile(r"(\*\*|__|`+)")
+_HEADING = re.compile(HEADING_MARK, re.MULTILINE)
+_NUMBERED = re.compile(r"^\[\d+\]\s*")
+
+
+def plain(markdown: str) -> str:
+    """An answer's Markdown as plain text: links as `text (url)`, no emphasis or heading marks."""
+    text = _LINK.sub(
+        lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", markdown
+    )
+    return _HEADING.sub("", _EMPHASIS.sub("", text))
 
 
 class Exchange(BaseModel):
@@ -148,10 +163,10 @@ def extractive_summary(transcript: Transcript) -> str:
         lines.append(f"Rated down: the answer to {_quote(exchange.question)}{said}.")
     answered = [e for e in exchanges if not e.refused and e.answer]
     if answered:
-        lines.append(f"Last answer given: {_quote(answered[-1].answer, 240)}.")
-    sources = list(dict.fromkeys(s for e in exchanges for s in e.sources))
+        lines.append(f"Last answer given: {_quote(plain(answered[-1].answer), LAST_ANSWER_CHARS)}.")
+    sources = list(dict.fromkeys(_NUMBERED.sub("", s) for e in exchanges for s in e.sources))
     if sources:
-        lines.append("Sources shown: " + "; ".join(sources[:6]) + ".")
+        lines.append("Sources shown: " + "; ".join(sources[:SHOWN_SOURCES]) + ".")
     return "\n".join(lines)
 
 

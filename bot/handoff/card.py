@@ -8,11 +8,9 @@ stays far below Teams' 28 KB card limit: the latest exchanges only, each text cu
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from rag.markdown import HEADING_MARK
-from rag.summary import Exchange, Summary, Transcript
+from rag.summary import Exchange, Summary, Transcript, plain
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -27,22 +25,10 @@ FACT_CHARS = 200
 SUMMARY_CHARS = 2000
 Json = dict[str, Any]
 
-_LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
-_EMPHASIS = re.compile(r"(\*\*|__|`+)")
-_HEADING = re.compile(HEADING_MARK, re.MULTILINE)
-
 
 def _cut(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def plain(markdown: str) -> str:
-    """An answer's Markdown as plain text: links as `text (url)`, no emphasis or heading marks."""
-    text = _LINK.sub(
-        lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", markdown
-    )
-    return _HEADING.sub("", _EMPHASIS.sub("", text))
 
 
 def _runs(*runs: Json, **block: Any) -> Json:

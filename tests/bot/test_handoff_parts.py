@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.handoff.card import handoff_card, plain
+from bot.handoff.card import handoff_card
 from bot.handoff.transcript import exchange
 from bot.handoff.webhook import retry_after, webhook_format, where
 from bot.memory import RatedAnswer
 from rag.contract import Citation
-from rag.summary import Exchange, Summary, Transcript, extractive_summary
+from rag.summary import Exchange, Summary, Transcript, extractive_summary, plain
+from tests.commandline import run_ragbot
 
 WORKFLOW = (
     "https://prod-12.westeurope.logic.azure.com:443/workflows/0a1b/triggers/manual/paths/invoke"
@@ -74,6 +76,9 @@ def test_the_extractive_summary_is_the_same_for_the_same_thread() -> None:
             Exchange(
                 question="vpn?", answer="Use the portal [1].", sources=["[1] Portal guide (https://kb/p)"]
             ),
+            Exchange(
+                question="again?", answer="**Still** it [1].", sources=["[1] Portal guide (https://kb/p)"]
+            ),
             Exchange(question="parking?", refused=True),
             Exchange(question="expenses?", answer="Claim in Expenses.", feedback=["dislike: wrong form"]),
         ]
@@ -81,11 +86,12 @@ def test_the_extractive_summary_is_the_same_for_the_same_thread() -> None:
     summary = extractive_summary(thread)
     assert summary == extractive_summary(thread.model_copy(deep=True))
     assert summary.splitlines()[0] == (
-        "The user asked 3 questions; 1 could not be answered from the knowledge base; 1 answer rated down."
+        "The user asked 4 questions; 1 could not be answered from the knowledge base; 1 answer rated down."
     )
     assert 'Not answered: "parking?".' in summary
+    assert 'Last answer given: "Claim in Expenses.".' in summary
     assert 'Rated down: the answer to "expenses?" (the user said: "wrong form").' in summary
-    assert "Sources shown: [1] Portal guide (https://kb/p)." in summary
+    assert "Sources shown: Portal guide (https://kb/p)." in summary, "numbered per answer, listed once"
 
 
 def test_chunks_of_one_source_share_a_number() -> None:
@@ -138,3 +144,16 @@ def test_plain_keeps_the_words_and_the_link_targets() -> None:
     assert plain("## Steps\n1. Open **Settings** and `vpn`\n[kb](https://kb/x) or https://kb/y") == (
         "Steps\n1. Open Settings and vpn\nkb (https://kb/x) or https://kb/y"
     )
+
+
+def test_config_masks_the_webhook_and_refuses_one_that_is_not_http(tmp_path: Path) -> None:
+    shown = run_ragbot("config", "--json", cwd=tmp_path, env={"RAGBOT_HANDOFF_WEBHOOK": WORKFLOW})
+    assert shown.returncode == 0, shown.stderr
+    bot = json.loads(shown.stdout)["bot"]
+    assert bot["RAGBOT_HANDOFF_WEBHOOK"] == "***" and bot["RAGBOT_HANDOFF_TIMEOUT"] == 15.0
+    assert "abcDEF123" not in shown.stdout
+    bad = run_ragbot(
+        "config", cwd=tmp_path, env={"RAGBOT_HANDOFF_WEBHOOK": "ftp://files.example/?sig=abcDEF123"}
+    )
+    assert bad.returncode == 2 and "RAGBOT_HANDOFF_WEBHOOK" in bad.stderr and "http" in bad.stderr
+    assert "abcDEF123" not in bad.stderr

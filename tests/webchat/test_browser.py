@@ -352,7 +352,7 @@ def test_chat_in_a_real_browser(tmp_path: Path) -> None:
             expect(card).to_contain_text(QUESTIONS["expenses"])
             expect(card).to_contain_text("Feedback: dislike")
             expect(bot_bubbles(page).last).to_be_visible()
-            card.scroll_into_view_if_needed()
+            card.get_by_text("Hand-off to a person").scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "webchat-handoff.png"))
             finals = bot_bubbles(page).all_inner_texts()
             seen = page.evaluate("window.__seen")
