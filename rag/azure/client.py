@@ -62,6 +62,7 @@ PEER = "azure_openai"
 Mode = Literal["azure", "openai"]
 OnRequest = Callable[[str, str, Mapping[str, str]], None]  # method, URL, headers of each try as sent
 DEFAULT_MAX_BYTES = 64 * 1024**2  # the most a raw response or a downloaded file may hold
+ERROR_BODY_BYTES = 1024**2  # the most of an error body read for its message
 
 
 class Timeouts(BaseModel):
@@ -471,9 +472,11 @@ def _form_data(form: list[tuple[str, str]], files: list[Upload]) -> Callable[[],
 
 
 async def _error_payload(response: aiohttp.ClientResponse) -> Any:
+    """The error body (JSON when it parses), read up to :data:`ERROR_BODY_BYTES`: a peer that answers an
+    error with megabytes gets its status reported, not its body buffered."""
     try:
-        text = await response.text()
-    except (aiohttp.ClientError, TimeoutError):
+        text = (await read_capped(response, ERROR_BODY_BYTES)).decode("utf-8", errors="replace")
+    except (aiohttp.ClientError, TimeoutError, UpstreamUnavailable):
         return ""
     finally:
         response.release()

@@ -10,6 +10,10 @@ from typing import Any
 
 from azure_fake import CliRunner, FakeAzure, Reply
 
+EXAMPLE = json.loads(
+    (Path(__file__).resolve().parents[1] / "conformance/actions/2024-10-21/embeddings.json").read_text()
+)
+
 
 def vectors(body: dict[str, Any], size: int = 3) -> Reply:
     """An embeddings answer: input i gets [i, i, ...], listed in reverse (the client must sort by index)."""
@@ -30,6 +34,23 @@ def env(url: str, version: str = "2024-10-21") -> dict[str, str]:
         "AZURE_OPENAI_PREVIEW_API_VERSION": version,
         "RAGBOT_RETRY_BUDGET": "0",
     }
+
+
+async def test_official_example_request_and_vector(
+    fake_azure: FakeAzure, make_settings: Callable[..., Any], run_cli: CliRunner
+) -> None:
+    make_settings(env(fake_azure.url))
+    fake_azure.reply(Reply(body=EXAMPLE["responses"]["200"]["body"]))
+    code, out, err = await run_cli("embed", *EXAMPLE["parameters"]["body"]["input"])
+    assert code == 0, err
+    seen = fake_azure.requests[0]
+    assert seen.body == EXAMPLE["parameters"]["body"]
+    assert seen.path == "/openai/deployments/text-embedding-3-small/embeddings" and seen.headers["api-key"]
+    result = json.loads(out)
+    expected = EXAMPLE["responses"]["200"]["body"]["data"][0]["embedding"]
+    assert result["dimensions"] == len(expected) == 1536
+    assert result["data"] == [{"index": 0, "embedding": expected, "text": "this is a test"}]
+    assert result["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
 
 
 async def test_texts_to_vectors_in_batches_and_order(
