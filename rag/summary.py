@@ -154,19 +154,19 @@ def extractive_summary(transcript: Transcript) -> str:
     if disliked:
         head += f"; {_count(len(disliked), 'answer')} rated down"
     lines = [head + "."]
-    lines.append(f"Latest question: {_quote(exchanges[-1].question)}.")
+    lines.append(f"Latest question: {_quote(exchanges[-1].question)}")
     if refused:
-        lines.append("Not answered: " + "; ".join(_quote(e.question) for e in refused[-3:]) + ".")
+        lines.append("Not answered: " + "; ".join(_quote(e.question) for e in refused[-3:]))
     for exchange in disliked[-3:]:
         comments = [f.split(":", 1)[1].strip() for f in exchange.feedback if ":" in f]
         said = f" (the user said: {_quote(comments[-1])})" if comments and comments[-1] else ""
-        lines.append(f"Rated down: the answer to {_quote(exchange.question)}{said}.")
+        lines.append(f"Rated down: the answer to {_quote(exchange.question)}{said}")
     answered = [e for e in exchanges if not e.refused and e.answer]
     if answered:
-        lines.append(f"Last answer given: {_quote(plain(answered[-1].answer), LAST_ANSWER_CHARS)}.")
+        lines.append(f"Last answer given: {_quote(plain(answered[-1].answer), LAST_ANSWER_CHARS)}")
     sources = list(dict.fromkeys(_NUMBERED.sub("", s) for e in exchanges for s in e.sources))
     if sources:
-        lines.append("Sources shown: " + "; ".join(sources[:SHOWN_SOURCES]) + ".")
+        lines.append("Sources shown: " + "; ".join(sources[:SHOWN_SOURCES]))
     return "\n".join(lines)
 
 

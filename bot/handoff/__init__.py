@@ -56,7 +56,9 @@ def status_text(delivery: Delivery | None) -> str:
 
 
 def _how(buttons: bool) -> str:
-    return f"choose **{OFFER_TITLE}**" if buttons else "mention me with **handoff**"
+    """Buttons name the command too: Teams does not show suggested actions once a chat has streamed
+    (microsoft/Agents#308), so the words must work without them."""
+    return f"choose **{OFFER_TITLE}** or say **handoff**" if buttons else "mention me with **handoff**"
 
 
 def refusal_hint(buttons: bool) -> str:

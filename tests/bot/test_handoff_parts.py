@@ -88,10 +88,10 @@ def test_the_extractive_summary_is_the_same_for_the_same_thread() -> None:
     assert summary.splitlines()[0] == (
         "The user asked 4 questions; 1 could not be answered from the knowledge base; 1 answer rated down."
     )
-    assert 'Not answered: "parking?".' in summary
-    assert 'Last answer given: "Claim in Expenses.".' in summary
-    assert 'Rated down: the answer to "expenses?" (the user said: "wrong form").' in summary
-    assert "Sources shown: Portal guide (https://kb/p)." in summary, "numbered per answer, listed once"
+    assert 'Not answered: "parking?"' in summary
+    assert 'Last answer given: "Claim in Expenses."' in summary
+    assert 'Rated down: the answer to "expenses?" (the user said: "wrong form")' in summary
+    assert "Sources shown: Portal guide (https://kb/p)" in summary, "numbered per answer, listed once"
 
 
 def test_chunks_of_one_source_share_a_number() -> None:
