@@ -9,12 +9,16 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ragbot.evaluation.run import ResultRow, Summary, compare, metrics
+from rag.contract import Answer, Asker, Citation, Turn
+from rag.errors import UpstreamUnavailable
+from ragbot.evaluation.questions import EvalQuestion
+from ragbot.evaluation.run import ResultRow, Summary, compare, evaluate, metrics
 from tests.azure.azure_fake import FakeAzure, Reply
 from tests.commandline import OUTER_SETTINGS, run_ragbot
 from tests.loopback import serve
@@ -226,3 +230,50 @@ def test_a_missing_index_names_the_setting(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "the local backend is not ready" in done.stderr and "RAGBOT_DATA_DIR" in done.stderr
     assert not (tmp_path / "eval-results").exists()
+
+
+class CountingAnswerer:
+    """Answers after a pause, counting how many answers are in flight; fails on "broken"."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.running = self.most = 0
+
+    async def answer(self, history: Sequence[Turn], question: str, user: Asker | None = None) -> Answer:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.01)
+            if question == "broken":
+                raise UpstreamUnavailable("the model is down")
+            cited = Citation(content="text", filepath=f"kb/{question}.md")
+            return Answer(content=f"About {question} [doc1].", citations=[cited])
+        finally:
+            self.running -= 1
+
+
+class CountingBar:
+    def __init__(self) -> None:
+        self.done = 0
+
+    def grow(self, n: int) -> None: ...
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None: ...
+
+
+async def test_at_most_concurrency_answers_run_at_once_and_a_failed_answer_is_one_row() -> None:
+    answerer = CountingAnswerer()
+    bar = CountingBar()
+    names = [f"topic{n}" for n in range(11)] + ["broken"]
+    questions = [EvalQuestion(id=name, question=name, relevant=[f"{name}.md"]) for name in names]
+    rows = await evaluate(answerer, questions, concurrency=3, progress=bar)
+    assert answerer.most == 3 and bar.done == 12
+    assert [r.id for r in rows] == names  # in the file's order, whichever finished first
+    assert rows[-1].error == "UpstreamUnavailable: the model is down" and rows[-1].latency_ms is None
+    figures = metrics(rows)
+    assert figures["errors"] == 1 and figures["citations_matched.rate"] == 1.0
+    assert figures["questions"] == 12
