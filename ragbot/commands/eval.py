@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -50,6 +51,10 @@ folder: rows.jsonl (one row per question) and summary.json; the summary is print
 --compare prints each metric beside another run's and the questions whose outcome changed."""
 
 
+REMOTE_CONCURRENCY = 4
+"""Answers in flight at once when a service answers: it waits on the network, not the CPU."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="questions, one JSON object a line")
     parser.add_argument(
@@ -59,16 +64,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compare", type=Path, metavar="OTHER_RESULTS", help="a results folder to compare this run with"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="questions answered at once (default 4)"
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help=f"questions answered at once (default {REMOTE_CONCURRENCY}; 1 on the local backend, whose "
+        "model already uses every core)",
     )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
     parser.add_argument("--no-judge", action="store_true", help="skip groundedness and relevance")
 
 
+class Answered(NamedTuple):
+    rows: list[ResultRow]
+    backend: str
+    judge: str | None
+    concurrency: int
+
+
 async def _run(
     settings: AllSettings, questions: list[EvalQuestion], args: argparse.Namespace
-) -> tuple[list[ResultRow], str, str | None] | str:
-    """The rows, the backend's name and the judge's name; or why the backend cannot answer."""
+) -> Answered | str:
+    """The rows and how they were answered; or why the backend cannot answer."""
     answerer = build_answerer(settings.rag)
     client = None if args.no_judge else summary_client(settings.rag)
     judge = Judge(client) if client is not None else None
@@ -76,15 +92,14 @@ async def _run(
         reason = await answerer.ready()
         if reason:
             return f"the {answerer.name} backend is not ready: {not_ready_hint(settings, reason)}"
+        concurrency = args.concurrency or (1 if answerer.name == "local" else REMOTE_CONCURRENCY)
         bar = Progress().bar("questions", "questions", len(questions))
         try:
-            rows = await evaluate(
-                answerer, questions, judge=judge, concurrency=args.concurrency, progress=bar
-            )
+            rows = await evaluate(answerer, questions, judge=judge, concurrency=concurrency, progress=bar)
         finally:
             bar.close()
         judged = client.default_deployment if client is not None else None
-        return rows, answerer.name, judged
+        return Answered(rows, answerer.name, judged, concurrency)
     finally:
         await answerer.aclose()
         if judge is not None:
@@ -92,7 +107,7 @@ async def _run(
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
+    if (args.concurrency is not None and args.concurrency < 1) or (args.limit is not None and args.limit < 1):
         print("ragbot eval: --concurrency and --limit must be at least 1", file=sys.stderr)
         return 2
     settings = init()
@@ -111,24 +126,23 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(outcome, str):
         print(f"ragbot eval: {outcome}", file=sys.stderr)
         return 2  # no index, an unreadable one, refused credentials: set-up to fix, as `ragbot ask`
-    rows, backend, judge = outcome
     summary = Summary(
         file=str(args.file),
-        backend=backend,
-        judge=judge,
-        questions=len(rows),
-        concurrency=args.concurrency,
+        backend=outcome.backend,
+        judge=outcome.judge,
+        questions=len(outcome.rows),
+        concurrency=outcome.concurrency,
         started_at=began,
         seconds=round(time.perf_counter() - start, 2),
-        metrics=metrics(rows),
+        metrics=metrics(outcome.rows),
     )
     try:
-        write_results(folder, rows, summary)
+        write_results(folder, outcome.rows, summary)
     except FileExistsError as exc:
         print(f"ragbot eval: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(table(summary))
     if other is not None:
-        sys.stdout.write("\n" + compare(summary, rows, *other))
+        sys.stdout.write("\n" + compare(summary, outcome.rows, *other))
     print(f"results in {folder}", file=sys.stderr)
     return 0
