@@ -63,6 +63,12 @@ PIECES = (
         180,
     ),
     Piece(
+        "connector",
+        "bench.connector_chat:rows",
+        "ragbot chat: 32 prompts in one call, answered at once vs one at a time",
+        60,
+    ),
+    Piece(
         "slowclients",
         "bench.slow_clients:rows",
         "#13's slow-client probe: another client's turn latency while 300 half-body sockets are held",

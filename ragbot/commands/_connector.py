@@ -17,6 +17,39 @@ Calls are retried on 408/429/5xx honouring retry-after, within RAGBOT_RETRY_BUDG
 RAGBOT_RATE_LIMIT_CALLS start per RAGBOT_RATE_LIMIT_PERIOD (1000 per 60 s)."""
 
 
+MAX_CONCURRENCY = 64
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (at most a day)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 86400, got {text}")
+    return value
+
+
+def concurrency(text: str) -> int:
+    """An argparse type: requests in flight, 1 to :data:`MAX_CONCURRENCY`."""
+    value = positive_int(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CONCURRENCY}, got {value}")
+    return value
+
+
 def add_endpoint_arguments(parser: argparse.ArgumentParser, model_help: str) -> None:
     parser.add_argument(
         "--provider",

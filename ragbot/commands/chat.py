@@ -16,7 +16,7 @@ from rag.azure.chat_request import ChatParams
 from rag.azure.connector import chat_many, connector_client
 from rag.errors import ConfigError, RagError
 from ragbot.commands._common import init, secret_values
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, error_json
+from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, concurrency, error_json
 from ragbot.logs import redact
 
 HELP = "chat completions from the model itself (several prompts, several choices, every parameter)"
@@ -88,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frequency-penalty", type=float, help="-2 to 2")
     parser.add_argument("--seed", type=int, help="ask for repeatable sampling")
     parser.add_argument("--n", type=int, help="choices per conversation (1-10); all are printed")
-    parser.add_argument("--concurrency", type=int, default=4, help="conversations in flight at once (4)")
+    parser.add_argument(
+        "--concurrency", type=concurrency, default=4, help="conversations in flight at once (4, at most 64)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line per conversation")
 
 

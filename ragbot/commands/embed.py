@@ -12,7 +12,7 @@ from rag.azure.connector import connector_client, embed_texts, resolve_provider
 from rag.azure.embeddings import DEFAULT_BATCH
 from rag.errors import ConfigError
 from ragbot.commands._common import init
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments
+from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_int
 
 HELP = "embedding vectors of texts (arguments or a file), as JSON"
 DESCRIPTION = f"""Print the embedding of each text as one JSON object:
@@ -36,8 +36,10 @@ _KEY when set); on an OpenAI-compatible endpoint name the model with --model."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="a text to embed")
     parser.add_argument("--file", metavar="FILE", help="one text a line (- for standard input)")
-    parser.add_argument("--dimensions", type=int, help="length of the vectors, where the model allows it")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="texts per request (16)")
+    parser.add_argument(
+        "--dimensions", type=positive_int, help="length of the vectors, where the model allows it"
+    )
+    parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, help="texts per request (16)")
     add_endpoint_arguments(parser, "the embedding deployment or model (Azure: AZURE_OPENAI_EMBEDDING_NAME)")
 
 
@@ -51,8 +53,6 @@ def read_texts(args: argparse.Namespace) -> list[str]:
         texts += [line.strip() for line in raw.splitlines() if line.strip()]
     if not texts:
         raise ConfigError("nothing to embed: give TEXT arguments or --file FILE")
-    if args.dimensions is not None and args.dimensions < 1:
-        raise ConfigError("--dimensions must be at least 1")
     return texts
 
 

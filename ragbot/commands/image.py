@@ -13,7 +13,7 @@ from rag.azure.connector import connector_client
 from rag.azure.images import MAX_IMAGE_BYTES, SIZES, ImageRequest, generate_images
 from rag.errors import ConfigError
 from ragbot.commands._common import init
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments
+from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_float, positive_int
 
 HELP = "create images from a prompt (images/generations) and write them to a folder"
 DESCRIPTION = f"""Create 1-10 images (images/generations) and write each to --out as
@@ -40,9 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--response-format", choices=("url", "b64_json"), help="how the images come back")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write to (created)")
     parser.add_argument(
-        "--max-bytes", type=int, default=MAX_IMAGE_BYTES, help="largest image accepted (20 MiB)"
+        "--max-bytes", type=positive_int, default=MAX_IMAGE_BYTES, help="largest image accepted (20 MiB)"
     )
-    parser.add_argument("--download-timeout", type=float, default=60.0, help="seconds per URL download (60)")
+    parser.add_argument(
+        "--download-timeout", type=positive_float, default=60.0, help="seconds per URL download (60)"
+    )
     parser.add_argument("--json", action="store_true", help="print the files as a JSON list")
     add_endpoint_arguments(parser, "the image deployment or model, e.g. dall-e-3 (required)")
 

@@ -18,7 +18,7 @@ from rag.azure.connector import connector_client
 from rag.azure.retry import RetryPolicy
 from rag.errors import ConfigError
 from ragbot.commands._common import init, secret_values
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments
+from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_float, positive_int
 from ragbot.logs import MASK, redact
 
 HELP = "send any request to the model endpoint (credentials, retries and rate limit included)"
@@ -62,9 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--response-type", choices=("json", "text", "binary"), default="json", help="(json)")
     out.add_argument("--out", type=Path, metavar="FILE", help="where a binary response goes")
     out.add_argument(
-        "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest response read (64 MiB)"
+        "--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="largest response read (64 MiB)"
     )
-    out.add_argument("--timeout", type=float, help="seconds for each try (default RAGBOT_REQUEST_TIMEOUT)")
+    out.add_argument(
+        "--timeout", type=positive_float, help="seconds for each try (default RAGBOT_REQUEST_TIMEOUT)"
+    )
     out.add_argument("--debug", action="store_true", help="print requests and responses, secrets masked")
     retry = parser.add_argument_group("retries")
     retry.add_argument("--retry-delay", type=float, metavar="SECONDS", help="wait between tries")

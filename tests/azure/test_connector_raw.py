@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from azure_fake import CliRunner, FakeAzure, Reply
+
+from tests.commandline import run_ragbot
 
 KEY = "raw-secret-key-0123456789"
 SEARCH_KEY = "search-secret-value-987"
@@ -215,3 +218,17 @@ async def test_a_url_instead_of_a_path_is_refused(
     make_settings(env(fake_endpoint.url))
     code, _, err = await run_cli("raw", "GET", "http://127.0.0.1:9/steal")
     assert code == 2 and "not a URL" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["raw", "GET", "/openai/x", "--timeout", "0"], "--timeout: must be above 0"),
+        (["chat", "--concurrency", "100", "hi"], "--concurrency: at most 64"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_by_the_parser(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_ragbot(*args, cwd=tmp_path, env={"AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9"})
+    assert result.returncode == 2 and message in result.stderr
