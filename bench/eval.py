@@ -12,6 +12,9 @@ Columns (documents are judged at article level: a chunk is relevant when its fil
 - answered: share of the answerable questions not refused;
 - complete: procedure completeness, for questions whose relevant passage is a list (`procedure`: the
   sections holding it, as `path#Heading`): the share of the list's steps the answer quotes whole;
+- leaks: documents the answers cited or retrieved that their asker may not see (a question's `groups`,
+  none: anonymous; a document's own front matter says who may see it), out of all such documents; must
+  be 0;
 - furniture: answers carrying page furniture or markup residue (a PDF's running header or footer,
   "Page 2 of 3", a lone page number, Sphinx's "¶", reST "=====" underlines), out of all answers;
 - p50/p95: latency of one `answer()` (intent, retrieval, strictness, extractive answer), in ms.
@@ -29,10 +32,13 @@ import argparse
 import asyncio
 import statistics
 import sys
+from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from indexing.loaders import load
+from rag.contract import Answer, Asker
 from rag.grounded.answerer import GroundedAnswerer
 from rag.grounded.build import build_grounded
 from rag.settings import load_settings
@@ -51,10 +57,31 @@ class Row(BaseModel):
     refusal: float
     answered: float
     complete: float
+    leaks: int
+    documents: int
     furniture: int
     answers: int
     p50_ms: float
     p95_ms: float
+
+
+@cache
+def access(root: Path, filepath: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The groups and users a sample document names (a path indexed from another root is found by its
+    tail)."""
+    parts = Path(filepath.replace("\\", "/")).parts
+    for start in range(len(parts)):
+        path = root.joinpath(*parts[start:])
+        if path.is_file():
+            document = load(path.read_bytes(), path)
+            return tuple(document.group_ids), tuple(document.user_ids)
+    return (), ()
+
+
+def leaked(answer: Answer, asker: Asker, root: Path) -> tuple[int, int]:
+    """(documents the asker may not see, documents) among those the answer cited or retrieved."""
+    shown = [c.filepath or "" for c in [*answer.citations, *answer.all_retrieved_documents]]
+    return sum(not asker.may_see(*access(root, path)) for path in shown), len(shown)
 
 
 async def evaluate(
@@ -65,11 +92,13 @@ async def evaluate(
     )
     await answerer.generator.aclose()  # empty its embedding cache: every row pays the same
     recalls, ndcgs, latencies, complete = [], [], [], []
-    cited = cited_relevant = refused_unanswerable = answered = furnished = 0
+    cited = cited_relevant = refused_unanswerable = answered = furnished = leaks = shown = 0
     for question in questions:
-        answer, elapsed = await ask(answerer, question.question, question.history)
+        answer, elapsed = await ask(answerer, question.question, question.history, question.asker)
         latencies.append(elapsed)
         furnished += has_furniture(answer, root)
+        hidden, documents = leaked(answer, question.asker, root)
+        leaks, shown = leaks + hidden, shown + documents
         if question.procedure:
             complete.append(completeness(answer, [steps(root, p) for p in question.procedure]))
         relevant = set(question.relevant)
@@ -97,6 +126,8 @@ async def evaluate(
         refusal=refused_unanswerable / unanswerable if unanswerable else 0.0,
         answered=answered / len(recalls) if recalls else 0.0,
         complete=statistics.mean(complete) if complete else 0.0,
+        leaks=leaks,
+        documents=shown,
         furniture=furnished,
         answers=len(questions),
         p50_ms=statistics.median(latencies),
@@ -106,15 +137,15 @@ async def evaluate(
 
 def table(rows: list[Row], default: int) -> str:
     lines = [
-        "| strictness | recall@5 | nDCG@10 | cit.prec | refusal | answered | complete | furniture "
+        "| strictness | recall@5 | nDCG@10 | cit.prec | refusal | answered | complete | leaks | furniture "
         "| p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mark = f"{r.strictness} (default)" if r.strictness == default else str(r.strictness)
         lines.append(
             f"| {mark} | {r.recall:.3f} | {r.ndcg:.3f} | {r.citation_precision:.3f} | {r.refusal:.3f} "
-            f"| {r.answered:.3f} | {r.complete:.3f} | {r.furniture}/{r.answers} "
+            f"| {r.answered:.3f} | {r.complete:.3f} | {r.leaks}/{r.documents} | {r.furniture}/{r.answers} "
             f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} |"
         )
     return "\n".join(lines)
@@ -155,7 +186,11 @@ async def main(args: argparse.Namespace) -> int:
             for name, value in checks.items()
         )
         furniture = "none" if chosen.furniture == 0 else f"{chosen.furniture} (target: none)"
-        print(f"targets at strictness {default}: {verdict}, answers with furniture {furniture}")
+        leaks = "none" if chosen.leaks == 0 else f"{chosen.leaks} (target: none)"
+        print(
+            f"targets at strictness {default}: {verdict}, answers with furniture {furniture}, "
+            f"documents shown to someone who may not see them {leaks}"
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.rows import Row, render
+from rag.contract import Asker
 from rag.documents import Chunk
 from rag.local.embedder import DIMENSIONS, MODEL_NAME, LocalEmbedder
 from rag.local.retriever import LocalRetriever
@@ -38,6 +39,7 @@ SIZES = (1_000, 10_000, 50_000)
 CHUNKS_PER_FILE = 25
 WORDS_PER_CHUNK = 170  # about 256 model tokens, the indexer's chunk size
 TOP = 10
+SALES = Asker(groups=["sales"])  # trimmed searches: a member of one group
 BARE_FTS = (
     f"SELECT rowid, bm25(chunks_fts, {', '.join(map(str, BM25_WEIGHTS.values()))}) AS rank FROM chunks_fts "
     "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?"
@@ -177,15 +179,15 @@ def store_rows(sizes: Sequence[int], queries: int) -> list[Row]:
                 both = timed(
                     [
                         lambda q=q, v=v: (
-                            store.keyword_search(q, TOP, groups=["sales"]),
-                            store.vector_search(v, TOP, groups=["sales"]),
+                            store.keyword_search(q, TOP, SALES),
+                            store.vector_search(v, TOP, SALES),
                         )
                         for q, v in zip(texts, vectors, strict=True)
                     ]
                 )
                 loop.run_until_complete(retriever.retrieve(texts[0], top=TOP))  # opens the file
                 questions = [
-                    lambda q=q: loop.run_until_complete(retriever.retrieve(q, top=TOP, groups=["sales"]))
+                    lambda q=q: loop.run_until_complete(retriever.retrieve(q, top=TOP, asker=SALES))
                     for q in texts
                 ]
                 full = timed(questions)  # the retriever's own store reads each term's postings on first use

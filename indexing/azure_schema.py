@@ -80,8 +80,11 @@ def build_index(spec: IndexSpec, *, vectorizer_key: str | None = None) -> Search
         _field(spec.hash_field, filterable=True),
         _field(spec.root_field, filterable=True),
     ]
-    if spec.groups_field:
-        fields.append(_field(spec.groups_field, "Collection(Edm.String)", filterable=True))
+    fields += [
+        _field(name, "Collection(Edm.String)", filterable=True)
+        for name in (spec.groups_field, spec.users_field)
+        if name
+    ]
     vector_search = None
     if spec.vector_field:
         vector = _field(

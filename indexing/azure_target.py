@@ -161,6 +161,10 @@ class AzureSearchTarget:
         existing = await self._existing_ids(
             [f.filepath for f in files if f.filepath in self._hashes], outcome
         )
+        for item in files:
+            unkept = self._unkept_access(item.chunks)
+            if unkept:
+                outcome.errors.setdefault(item.filepath, unkept)
         body: list[Action] = []
         markers: list[Action] = []
         for item in files:
@@ -217,6 +221,21 @@ class AzureSearchTarget:
 
     # -- helpers -------------------------------------------------------------------------------------
 
+    def _unkept_access(self, chunks: Sequence[Chunk]) -> str | None:
+        """Why a file cannot be written: it names groups or users the index has no field for, so the index
+        would show it to everyone. None when it can be written."""
+        missing = [
+            f"it names {what} but AZURE_SEARCH_PERMITTED_{what.upper()}_COLUMN is unset"
+            for what, named, field in (
+                ("groups", any(c.group_ids for c in chunks), self.spec.groups_field),
+                ("users", any(c.user_ids for c in chunks), self.spec.users_field),
+            )
+            if named and not field
+        ]
+        if not missing:
+            return None
+        return f"{' and '.join(missing)}: not indexed, as the index could not keep it from anyone"
+
     def _upload(self, chunk: Chunk, vector: Any, root: str | None) -> Action:
         spec = self.spec
         doc: dict[str, Any] = {
@@ -235,6 +254,8 @@ class AzureSearchTarget:
             doc[spec.url_field] = chunk.url
         if spec.groups_field:
             doc[spec.groups_field] = chunk.group_ids
+        if spec.users_field:
+            doc[spec.users_field] = chunk.user_ids
         if spec.vector_field and vector is not None:
             doc[spec.vector_field] = [float(x) for x in vector]
         return Action("upload", chunk.filepath, doc, len(json.dumps(doc)))

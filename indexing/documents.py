@@ -27,6 +27,8 @@ class Document:
     url: str | None = None
     last_modified: str | None = None
     group_ids: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    """Who may see it: neither set = everyone; else members of a group and the users named."""
     warnings: list[str] = field(default_factory=list)
     """What the loader repaired to read the file (`path: line N: ...`), for the run's report."""
 

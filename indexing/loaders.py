@@ -2,11 +2,13 @@
 
 Every loader keeps the document's own structure as heading sections (PDFs: one section per page, headed
 by the outline entry that covers it) and reads the metadata a citation needs: title, url, last modified
-date, and the groups allowed to see it (security trimming).
+date, and who may see it (security trimming).
 
-Where group ids come from: a Markdown front matter key `groups` (a YAML list or a comma-separated
-string) or an HTML `<meta name="groups" content="hr, managers">`. Other types, and files without the
-key, are visible to everyone.
+Who may see it: a Markdown front matter key `groups` (group ids, a YAML list or a comma-separated string)
+and `users` (Entra object ids; `oids`, as Microsoft's samples call the field, is read too), or an HTML
+`<meta name="groups" content="hr, managers">` and `<meta name="users" content="...">`. A file naming
+neither is visible to everyone (other types always are); one naming any is visible to members of its
+groups and to its users only.
 
 Loaders never reject a file for what a person can read past: a front matter that is not valid YAML
 (`title: Foo: Bar`) is read as `key: value` lines, text that is not UTF-8 is read as UTF-16 (by its byte
@@ -62,7 +64,7 @@ def iso_utc(value: Any) -> str | None:
     return None
 
 
-def _groups(value: Any) -> list[str]:
+def _ids(value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
     return [str(item).strip() for item in items if str(item).strip()]
 
@@ -196,7 +198,8 @@ def load_markdown(data: bytes, path: Path) -> Document:
         sections=outline.sections,
         url=str(meta["url"]).strip() if meta.get("url") else None,
         last_modified=iso_utc(meta.get("last_modified") or meta.get("date")),
-        group_ids=_groups(meta.get("groups")),
+        group_ids=_ids(meta.get("groups")),
+        user_ids=_ids(meta.get("users", meta.get("oids"))),
         warnings=[f"{path}: {warning}" for warning in warnings],
     )
 
@@ -327,7 +330,8 @@ def load_html(data: bytes, path: Path) -> Document:
         sections=outline.sections,
         url=url or meta("og:url"),
         last_modified=iso_utc(meta("last-modified", "article:modified_time", "dcterms.modified")),
-        group_ids=_groups(meta("groups")),
+        group_ids=_ids(meta("groups")),
+        user_ids=_ids(meta("users", "oids")),
     )
 
 

@@ -127,6 +127,7 @@ def make_chunks(
             content_hash=file_hash,
             heading_path=list(passage.heading_path),
             group_ids=document.group_ids,
+            user_ids=document.user_ids,
         )
         for position, passage in enumerate(chunker.split(document.sections))
     ]

@@ -140,12 +140,32 @@ class Turn(BaseModel):
 
 
 class Asker(BaseModel):
-    """Who asks: used for security trimming (group ids) and for the `user` field sent upstream."""
+    """Who asks: the `user` field sent upstream and security trimming.
+
+    Trimming, the same on every retriever: a document that names no groups and no users is everyone's,
+    anonymous askers (None, or no object id and no groups) included; a restricted document is the
+    asker's when one of its groups is among `groups` or its users name `aad_object_id` (the Entra object
+    id, as in the `oids` field of Microsoft's samples). Ids compare exactly. The bot fills `groups` and
+    `aad_object_id` from a validated identity only, never from anything the user typed or sent.
+    """
 
     user_id: str | None = None
     tenant_id: str | None = None
     aad_object_id: str | None = None
     groups: list[str] = Field(default_factory=list)
+
+    def may_see(self, group_ids: Sequence[str], user_ids: Sequence[str]) -> bool:
+        """Whether a document restricted to `group_ids` and `user_ids` (both empty: public) is shown."""
+        if not group_ids and not user_ids:
+            return True
+        shares_group = not {g for g in self.groups if g}.isdisjoint(group_ids)
+        return shares_group or (bool(self.aad_object_id) and self.aad_object_id in user_ids)
+
+    @property
+    def principals(self) -> list[tuple[str, str]]:
+        """What a restricted document may name to let this asker in: ("group", id) and ("user", id)."""
+        found = [("group", g) for g in dict.fromkeys(self.groups) if g]
+        return found + ([("user", self.aad_object_id)] if self.aad_object_id else [])
 
 
 @runtime_checkable

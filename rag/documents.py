@@ -22,7 +22,13 @@ class Chunk(BaseModel):
     last_modified: str | None = None
     content_hash: str = Field(description="hash of the whole source file the chunk came from")
     heading_path: list[str] = Field(default_factory=list)
-    group_ids: list[str] = Field(default_factory=list, description="who may see it (security trimming)")
+    group_ids: list[str] = Field(default_factory=list, description="groups that may see it (trimming)")
+    user_ids: list[str] = Field(default_factory=list, description="users (Entra object ids) that may see it")
+
+    @property
+    def restricted(self) -> bool:
+        """Names groups or users (see :class:`rag.contract.Asker` for who sees it); else everyone's."""
+        return bool(self.group_ids or self.user_ids)
 
 
 class ScoredChunk(BaseModel):

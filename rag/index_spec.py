@@ -4,9 +4,16 @@ from it), so the two cannot drift."""
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 
+from rag.azure.security import access_filter
+from rag.contract import Asker
+from rag.errors import ConfigError
 from rag.settings import AzureOpenAISettings, AzureSearchSettings
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DEFAULT_DIMENSIONS = 1536  # text-embedding-ada-002 / text-embedding-3-small
 
@@ -28,6 +35,7 @@ class IndexSpec(BaseModel):
     dimensions: int = DEFAULT_DIMENSIONS
     semantic_configuration: str = "default"
     groups_field: str | None = None
+    users_field: str | None = None
     embedding_deployment: str | None = None
     embedding_endpoint: str | None = None
 
@@ -39,9 +47,24 @@ class IndexSpec(BaseModel):
     def vector_field(self) -> str | None:
         return self.vector_fields[0] if self.vector_fields else None
 
+    @property
+    def trims(self) -> bool:
+        """Whether the index holds access lists (a groups or a users field): every search is then trimmed."""
+        return bool(self.groups_field or self.users_field)
+
+    def access_filter(self, asker: Asker | None) -> str | None:
+        """The OData clause limiting a search to what `asker` may see (None: this index does not trim)."""
+        return access_filter(asker, self.groups_field, self.users_field)
+
     @classmethod
     def from_settings(cls, search: AzureSearchSettings, openai: AzureOpenAISettings) -> IndexSpec:
         """The index the `AZURE_SEARCH_*` column settings describe (vectors when an embedding is set)."""
+        for setting, value in (
+            ("AZURE_SEARCH_PERMITTED_GROUPS_COLUMN", search.permitted_groups_column),
+            ("AZURE_SEARCH_PERMITTED_USERS_COLUMN", search.permitted_users_column),
+        ):
+            if value and not _FIELD_NAME.match(value):
+                raise ConfigError(f"{setting}={value!r} is not a field name")
         vector_fields = list(search.vector_columns)
         if not vector_fields and openai.embedding_name:
             vector_fields = ["contentVector"]
@@ -55,7 +78,8 @@ class IndexSpec(BaseModel):
             vector_fields=vector_fields,
             dimensions=openai.embedding_dimensions or DEFAULT_DIMENSIONS,
             semantic_configuration=search.semantic_search_config,
-            groups_field=search.permitted_groups_column,
+            groups_field=search.permitted_groups_column or None,
+            users_field=search.permitted_users_column or None,
             embedding_deployment=openai.embedding_name,
             embedding_endpoint=openai.embedding_endpoint or openai.base_url,
         )

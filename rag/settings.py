@@ -159,6 +159,7 @@ class AzureSearchSettings(_Base):
     vector_columns: Annotated[list[str], NoDecode] = Field(default_factory=list)
     filter: str | None = None
     permitted_groups_column: str | None = None
+    permitted_users_column: str | None = None
     max_search_queries: int | None = Field(default=None, ge=1, le=20)
     allow_partial_result: bool | None = None
     include_contexts: Annotated[list[str], NoDecode] = Field(default_factory=list)

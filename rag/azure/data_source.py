@@ -10,7 +10,6 @@ to an empty value is left out of the mapping.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
@@ -26,7 +25,6 @@ AuthKind = Literal[
 ]
 EmbeddingKind = Literal["deployment_name", "endpoint", "integrated"]
 
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 _LEGACY_AUTH = {
     "api_key": "APIKey",
@@ -73,6 +71,7 @@ class AzureSearchSource(BaseModel):
     semantic_configuration: str | None = None
     filter: str | None = None
     permitted_groups_field: str | None = None
+    permitted_users_field: str | None = None
     embedding: EmbeddingDependency | None = None
     role_information: str | None = None
     max_search_queries: int | None = None
@@ -87,9 +86,6 @@ class AzureSearchSource(BaseModel):
         spec = IndexSpec.from_settings(search, openai)
         chosen = search.model_fields_set
         query_type = search.query_type if "query_type" in chosen else None
-        groups = search.permitted_groups_column or None
-        if groups and not _FIELD_NAME.match(groups):
-            raise ConfigError(f"AZURE_SEARCH_PERMITTED_GROUPS_COLUMN={groups!r} is not a field name")
         content = spec.content_fields if search.content_columns else []
         return cls(
             endpoint=search.endpoint or str(search.base_url),
@@ -109,7 +105,8 @@ class AzureSearchSource(BaseModel):
             if query_type and query_type.uses_semantic
             else None,
             filter=search.filter or None,
-            permitted_groups_field=groups,
+            permitted_groups_field=spec.groups_field,
+            permitted_users_field=spec.users_field,
             embedding=_embedding(settings, spec) if query_type and query_type.uses_vectors else None,
             role_information=openai.system_message or None,
             max_search_queries=search.max_search_queries,

@@ -1,7 +1,8 @@
 """The On Your Data backend: Azure OpenAI chat completions grounded on an `azure_search` data source.
 
 Everything the configured api-version cannot express is refused at start-up (see
-:meth:`AzureSearchSource.check`); per turn, only the history, the question and the asker's groups vary.
+:meth:`AzureSearchSource.check`); per turn, only the history, the question and the asker (security
+trimming: the `filter`) vary.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rag.azure.client import AzureOpenAIClient
 from rag.azure.data_source import AzureSearchSource, data_source
 from rag.azure.dialects import Dialect, dialect
 from rag.azure.responses import StreamDecoder, parse_completion
-from rag.azure.security import combine_filters, groups_filter
+from rag.azure.security import access_filter, combine_filters
 from rag.contract import Answer, AnswerDelta, Asker, Turn
 from rag.errors import AuthError, DataSourceError
 from rag.settings import Settings
@@ -56,9 +57,7 @@ class OnYourDataAnswerer:
         self, history: Sequence[Turn], question: str, user: Asker | None = None, *, stream: bool = False
     ) -> dict[str, Any]:
         """The body this turn sends (pure: no I/O)."""
-        trimming = None
-        if self.source.permitted_groups_field:
-            trimming = groups_filter(self.source.permitted_groups_field, user.groups if user else [])
+        trimming = access_filter(user, self.source.permitted_groups_field, self.source.permitted_users_field)
         search_filter = combine_filters(self.source.filter, trimming)
         carries_role = self.dialect.role_information
         return build_request(

@@ -2,7 +2,8 @@
 
 1. intent: the rewriter turns history + question into standalone queries (the Answer's intent), whose
    typos a retriever that knows its vocabulary (a :class:`Speller`) corrects;
-2. every query is searched with the retriever's query type and the lists are fused by rank;
+2. every query is searched with the retriever's query type, trimmed to what the asker may see (the rule:
+   :class:`~rag.contract.Asker`), and the lists are fused by rank;
 3. strictness drops weak documents, top_n caps the rest, in_scope refuses when nothing is left;
 4. the generator writes from the documents numbered [doc1]..[docN]; citations are those documents, in
    retrieval order, whether or not the text cites them (as On Your Data returns them).
@@ -45,7 +46,6 @@ class GroundingOptions(BaseModel):
     in_scope: bool = True
     max_search_queries: int = Field(default=3, ge=1, le=20)
     search_depth: int = Field(default=20, ge=1, le=200, description="hits fetched per query before the cuts")
-    security_trimming: bool = Field(default=False, description="pass the asker's groups to the retriever")
     include_all_retrieved: bool = Field(default=False, description="fill Answer.all_retrieved_documents")
 
 
@@ -148,13 +148,18 @@ class GroundedAnswerer:
         queries = (await self.rewriter.rewrite(history, question))[: options.max_search_queries]
         if isinstance(self.retriever, Speller):
             queries = list(dict.fromkeys([await self.retriever.spell(q) for q in queries]))
-        groups = list(user.groups) if user else []
-        trimmed = groups if options.security_trimming else None
+        asker = user or Asker()
         lists = await asyncio.gather(
-            *(self.retriever.retrieve(q, top=options.search_depth, groups=trimmed) for q in queries)
+            *(self.retriever.retrieve(q, top=options.search_depth, asker=asker) for q in queries)
         )
+        # the retriever trimmed already; a hit whose access list came back is checked again, so a filter
+        # the search service did not apply cannot show a restricted document
         tagged = [
-            [h if h.query else h.model_copy(update={"query": q}) for h in found]
+            [
+                h if h.query else h.model_copy(update={"query": q})
+                for h in found
+                if asker.may_see(h.chunk.group_ids, h.chunk.user_ids)
+            ]
             for q, found in zip(queries, lists, strict=True)
         ]
         # the intent is what was searched: a retriever whose service rewrites queries reports them per hit

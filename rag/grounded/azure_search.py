@@ -4,8 +4,8 @@ The five On Your Data query types map onto azure-search-documents (async) as the
 `simple` full-text, `semantic` full-text + the semantic ranker (`semantic_configuration`), `vector` a
 vector query (the query embedded by Azure OpenAI, or by the index's own vectorizer with integrated
 vectorization), and the two hybrids both at once. The filter is `AZURE_SEARCH_FILTER` and-ed with the
-security-trimming clause On Your Data builds from the asker's groups. Fields come from the same settings
-(:class:`~rag.index_spec.IndexSpec`) On Your Data's `fields_mapping` uses.
+security-trimming clause On Your Data sends for the same asker (`rag.azure.security`). Fields come from
+the same settings (:class:`~rag.index_spec.IndexSpec`) On Your Data's `fields_mapping` uses.
 
 Relevance (`rerank_score`, what strictness cuts on), by query type: the semantic reranker score / 4 for
 `semantic` and `vector_semantic_hybrid` (its scale is 0-4); the cosine similarity recovered from
@@ -16,7 +16,6 @@ RRF scores have no absolute scale), where strictness falls back to a cut relativ
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from typing import Any
 
 from azure.core.credentials import AzureKeyCredential
@@ -26,7 +25,8 @@ from azure.search.documents.aio import SearchClient
 from azure.search.documents.models import VectorizableTextQuery, VectorizedQuery, VectorQuery
 
 from rag.azure.failures import search_error
-from rag.azure.security import combine_filters, groups_filter
+from rag.azure.security import combine_filters
+from rag.contract import Asker
 from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import DataSourceError
@@ -71,17 +71,10 @@ class AzureSearchRetriever:
         self.search_filter = search_filter
         self._client = SearchClient(endpoint, spec.name, credential, **client_options)
 
-    async def retrieve(
-        self, query: str, *, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
-        trimming = (
-            groups_filter(self.spec.groups_field, groups)
-            if groups is not None and self.spec.groups_field
-            else None
-        )
+    async def retrieve(self, query: str, *, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
         kwargs: dict[str, Any] = {
             "top": top,
-            "filter": combine_filters(self.search_filter, trimming),
+            "filter": combine_filters(self.search_filter, self.spec.access_filter(asker)),
             "select": self._fields(),
         }
         if self.query_type.uses_semantic:

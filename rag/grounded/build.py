@@ -30,7 +30,6 @@ def grounding_options(settings: Settings) -> GroundingOptions:
         top_n_documents=search.top_k,
         in_scope=search.enable_in_domain,
         max_search_queries=search.max_search_queries or DEFAULT_MAX_SEARCH_QUERIES,
-        security_trimming=bool(search.permitted_groups_column),
         include_all_retrieved="all_retrieved_documents" in search.include_contexts,
     )
 

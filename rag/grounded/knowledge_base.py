@@ -15,8 +15,9 @@ built from the same knobs as the other retrievers:
   | rerankerThreshold | 1.2 | 1.36 | 1.64 | 1.76 | 1.92 |
 
 - `top` (the pipeline's search depth; top_n_documents is applied after fusion) caps the references used;
-- `AZURE_SEARCH_FILTER` and-ed with the asker's groups -> `filterAddOn` (OData literals escaped as for
-  Azure AI Search; with security trimming on, an asker in no group gets `false`, never no filter);
+- `AZURE_SEARCH_FILTER` and-ed with the security-trimming clause for the asker -> `filterAddOn` (the
+  clause the index search and On Your Data send, `rag.azure.security`; with a groups or users field
+  configured an anonymous asker gets the public documents' clause, never no filter);
 - `includeReferenceSourceData`: each reference's `sourceData` is mapped with the index's fields
   (:class:`~rag.index_spec.IndexSpec`) to the citation's title, url, filepath, content and chunk id;
   its `rerankerScore` / 4 is the relevance strictness cuts on;
@@ -31,7 +32,6 @@ A 206 (partial results) answers from what came back; the failed knowledge source
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from azure.core.credentials import AzureKeyCredential
@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from rag.azure.failures import search_error
-from rag.azure.security import combine_filters, groups_filter
+from rag.azure.security import combine_filters
+from rag.contract import Asker
 from rag.documents import Chunk, ScoredChunk
 from rag.errors import AuthError, DataSourceError, UpstreamUnavailable
 from rag.grounded.strictness import CUTS
@@ -134,10 +135,10 @@ class KnowledgeBaseRetriever:
             **client_options,
         )
 
-    def request(self, query: str, groups: Sequence[str] | None = None) -> dict[str, Any]:
-        """The retrieve body for one query (pure). With a groups field configured, trimming is never off:
-        no groups at all filters to nothing."""
-        trimming = groups_filter(self.spec.groups_field, groups or []) if self.spec.groups_field else None
+    def request(self, query: str, asker: Asker | None = None) -> dict[str, Any]:
+        """The retrieve body for one query (pure). With a groups or users field configured, trimming is
+        never off: an anonymous asker (None) gets the public documents' clause, never no filter."""
+        trimming = self.spec.access_filter(asker)
         source: dict[str, Any] = {
             "kind": "searchIndex",
             "knowledgeSourceName": self.knowledge_source,
@@ -156,12 +157,10 @@ class KnowledgeBaseRetriever:
         body["knowledgeSourceParams"] = [source]
         return body
 
-    async def retrieve(
-        self, query: str, *, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
+    async def retrieve(self, query: str, *, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
         try:
             status, payload = await self._client.retrieve(
-                self.request(query, groups),
+                self.request(query, asker),
                 cls=lambda pipeline, _, __: (
                     pipeline.http_response.status_code,
                     pipeline.http_response.json(),

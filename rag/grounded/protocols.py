@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from rag.contract import AnswerDelta, Citation, Turn
+from rag.contract import AnswerDelta, Asker, Citation, Turn
 from rag.documents import ScoredChunk
 
 
@@ -20,10 +20,11 @@ class Retriever(Protocol):
 
     name: str
 
-    async def retrieve(
-        self, query: str, *, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
-        """The best `top` chunks for `query`, trimmed to `groups` when security trimming is on."""
+    async def retrieve(self, query: str, *, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
+        """The best `top` chunks for `query` that `asker` may see (None: anonymous), by `Asker`'s rule.
+
+        A retriever whose index holds access lists always trims; a hit's chunk carries the access list when
+        the index returns it (the answerer checks it again)."""
         ...
 
     async def ready(self) -> str | None:

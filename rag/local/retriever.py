@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import telemetry
+from rag.contract import Asker
 from rag.documents import Chunk, ScoredChunk
 from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
@@ -127,23 +128,22 @@ class LocalRetriever:
         await asyncio.to_thread(store.vector_search, vector, 1)
         self._warm = True
 
-    async def retrieve(
-        self, query: str, *, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
+    async def retrieve(self, query: str, *, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
         store = await self.store()
+        asker = asker or Asker()  # the index knows every document's access list: it always trims
         keyword = self.query_type is QueryType.simple
         spelled = self._spelled(store, query)
         weights = self._term_weights(store, spelled)
         aliases = self._aliases(store, spelled, weights)
         vectors = (await self.embedder.embed([spelled]))[0]
-        dense = store.vector_search(vectors, max(top, CANDIDATES), groups)
+        dense = store.vector_search(vectors, max(top, CANDIDATES), asker)
         cosine = {hit.chunk.id: hit.score for hit in dense}
         floor = min(cosine.values(), default=0.0)
         lists: list[tuple[Sequence[ScoredChunk], float]] = []
         if self.query_type is not QueryType.vector:
             # stopwords match most chunks: they slow bm25 down and add nothing to its ranking
             keywords = " ".join(content_words(spelled)) or spelled
-            lists.append((store.keyword_search(keywords, top, groups), self.keyword_weight))
+            lists.append((store.keyword_search(keywords, top, asker), self.keyword_weight))
         if not keyword:
             lists.append((dense[:top], self.vector_weight))
         candidates = fuse(lists)[:top]
@@ -204,7 +204,7 @@ class LocalRetriever:
         if self._problem():
             return []
         chunks = await asyncio.to_thread((await self.store()).file_chunks, filepath)
-        return [] if any(chunk.group_ids for chunk in chunks) else chunks
+        return [] if any(chunk.restricted for chunk in chunks) else chunks
 
     async def central_titles(self, count: int) -> list[str]:
         """Titles of the files whose mean vector is nearest the mean of all files, skipping a file too

@@ -46,10 +46,11 @@ from types import TracebackType
 import numpy as np
 from pydantic import BaseModel
 
+from rag.contract import Asker
 from rag.documents import Chunk, ScoredChunk
 from rag.errors import ConfigError
 from rag.local.embedder import DIMENSIONS, MODEL_NAME
-from rag.local.vectors import VectorIndex
+from rag.local.vectors import Principal, VectorIndex
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
@@ -79,7 +80,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     title TEXT NOT NULL,
     headings TEXT NOT NULL,
     content TEXT NOT NULL,
-    groups TEXT NOT NULL,    -- JSON list of group ids; '[]' = public
+    groups TEXT NOT NULL,    -- JSON list of group ids or {"groups": [...], "users": [...]}; '[]' = public
     data TEXT NOT NULL,      -- the whole Chunk as JSON
     vector BLOB NOT NULL     -- float32, little-endian, L2-normalised
 );
@@ -100,7 +101,7 @@ END;
 # Fields whose change makes a chunk "updated" (what a search or a citation shows). The file hash and date
 # change for every chunk of an edited file and the position when text above it moves, so those are
 # refreshed silently.
-_COMPARED_FIELDS = {"content", "title", "url", "page", "heading_path", "group_ids"}
+_COMPARED_FIELDS = {"content", "title", "url", "page", "heading_path", "group_ids", "user_ids"}
 
 _TERM = re.compile(r"[^\W_]+")  # runs of letters/digits: what the unicode61 tokenizer keeps
 
@@ -530,7 +531,7 @@ class LocalStore:
                 chunk.title or "",
                 " / ".join(chunk.heading_path),
                 chunk.content,
-                json.dumps(sorted(set(chunk.group_ids))),
+                _access_json(chunk),
                 data,
                 vector.astype("<f4").tobytes(),
             ),
@@ -538,7 +539,7 @@ class LocalStore:
 
     # -- read side (retrievers) --------------------------------------------------------------------
 
-    def keyword_search(self, query: str, top: int, groups: Sequence[str] | None = None) -> list[ScoredChunk]:
+    def keyword_search(self, query: str, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
         """The `top` best bm25 matches for any user text; score = -bm25, higher is better.
 
         The query is the text's distinct index terms OR-ed (the text is only tokenized, never parsed, so
@@ -546,7 +547,8 @@ class LocalStore:
         as FTS5's `bm25()` with `BM25_WEIGHTS`: a chunk matching only some terms still scores. Terms held
         by at least half of the chunks are left out when rarer ones remain: bm25 clamps their idf to ~0,
         so they add nothing to any score but their postings cover most of the index.
-        `groups`: None = no security trimming; otherwise only public chunks and chunks sharing a group.
+        `asker`: None = no security trimming (index maintenance; retrievers always pass one, `Asker()` for
+        anonymous); otherwise public chunks and the restricted chunks the asker may see (`Asker`'s rule).
         """
         if top < 1:
             return []
@@ -556,7 +558,7 @@ class LocalStore:
             if not terms or not len(index):
                 return []
             slots, scores = self._bm25(index, terms)
-            allowed = index.allowed(groups)[slots]
+            allowed = index.allowed(_principals(asker))[slots]
             slots, scores = slots[allowed], scores[allowed]
             k = min(top, len(slots))
             if not k:
@@ -616,16 +618,16 @@ class LocalStore:
         self._postings[term] = found  # most recently used last
         return found
 
-    def vector_search(
-        self, vector: np.ndarray, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
-        """The `top` nearest chunks by cosine similarity (exact); `groups` trims as in `keyword_search`."""
+    def vector_search(self, vector: np.ndarray, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
+        """The `top` nearest chunks by cosine similarity (exact); `asker` trims as in `keyword_search`."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape != (self.dimensions,):
             raise ValueError(f"expected a vector of {self.dimensions} dimensions, got {query.shape[0]}")
         with self._lock:
             best = dict(
-                self._current_vectors().search(_normalised(query), top, groups, exact=self._stored_vectors)
+                self._current_vectors().search(
+                    _normalised(query), top, _principals(asker), exact=self._stored_vectors
+                )
             )
             found = dict(
                 self._db.execute(
@@ -780,9 +782,7 @@ class LocalStore:
                     gone=np.empty(0, dtype=np.int64),
                     added_rows=[row for row, _, _, _ in batch],
                     added_vectors=[vector for _, _, vector, _ in batch],
-                    added_groups=[
-                        tuple(json.loads(groups)) if groups != "[]" else () for _, groups, _, _ in batch
-                    ],
+                    added_access=[_access(groups) for _, groups, _, _ in batch],
                     added_sizes=[_token_count(sizes) for _, _, _, sizes in batch],
                 )
                 added += len(batch)
@@ -794,6 +794,31 @@ class LocalStore:
                 index.apply(live[~np.isin(live, present, assume_unique=True)], [], [], [], [])
         self._vectors_current = True
         return index
+
+
+def _access_json(chunk: Chunk) -> str:
+    """The `groups` column of a chunk: a list of group ids when it names no users (what indexes built
+    before users were kept hold), else an object with both."""
+    groups = sorted(set(chunk.group_ids))
+    if not chunk.user_ids:
+        return json.dumps(groups)
+    return json.dumps({"groups": groups, "users": sorted(set(chunk.user_ids))})
+
+
+def _access(column: str) -> tuple[Principal, ...]:
+    """A row's access list from its `groups` column (empty: public)."""
+    if column == "[]":
+        return ()
+    found = json.loads(column)
+    if isinstance(found, list):
+        return tuple(("group", str(g)) for g in found)
+    return tuple(("group", str(g)) for g in found.get("groups", [])) + tuple(
+        ("user", str(u)) for u in found.get("users", [])
+    )
+
+
+def _principals(asker: Asker | None) -> list[Principal] | None:
+    return None if asker is None else asker.principals
 
 
 def _token_count(sizes: bytes | None) -> int:

@@ -1,5 +1,6 @@
 """The in-memory side of the local store: every vector in one int8 matrix (a scale per row), with each
-row's groups and token count (the document length keyword ranking needs).
+row's access list (the groups and users a restricted row names) and token count (the document length
+keyword ranking needs).
 
 Search is one matrix-vector product over the int8 rows (50k x 384: 19 MB held instead of 77 MB of
 float32, about twice the time of the float32 product), then the best candidates, several times more
@@ -7,8 +8,11 @@ than asked for, are scored again exactly on their stored float32 vectors: the re
 search's (an int8 cosine is off by at most ~0.003, far less than the gap the candidate pool allows),
 so there is still no ANN index to build or tune.
 
-The matrix follows the SQLite file incrementally: store rows are never reused and a row's vector, groups
-and text never change (a changed chunk is a new row), so catching up means marking vanished rows dead and
+Access lists are ("group", id) and ("user", id) pairs (:attr:`rag.contract.Asker.principals`): an asker
+sees the public rows and every restricted row naming one of their principals.
+
+The matrix follows the SQLite file incrementally: store rows are never reused and a row's vector, access
+list and text never change (a changed chunk is a new row), so catching up means marking vanished rows dead and
 appending rows numbered above the last one seen. Appends go into spare capacity and dead rows are only
 compacted away once they are a quarter of the matrix, so a small change never copies the whole matrix.
 """
@@ -26,12 +30,15 @@ RESCORE_EXTRA = 32
 """Candidates scored exactly: `top * RESCORE_FACTOR + RESCORE_EXTRA` of the best int8 scores."""
 APPEND_BATCH = 4096  # rows converted at a time, so catching up never holds a float32 copy of the index
 
+Principal = tuple[str, str]
+"""("group", id) or ("user", Entra object id)."""
 Exact = Callable[[np.ndarray], np.ndarray]
 """Store rows -> their float32 unit vectors, one row each (in the same order)."""
 
 
 class VectorIndex:
-    """Store row numbers, their unit vectors, groups (for security trimming) and token counts (for bm25)."""
+    """Store row numbers, their unit vectors, access lists (for security trimming) and token counts (for
+    bm25)."""
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
@@ -43,9 +50,9 @@ class VectorIndex:
         self._sizes = np.empty(0, dtype=np.int64)  # tokens of each row (all columns), as FTS5 counts them
         self._tokens = 0  # total tokens of the live rows
         self._dead = 0
-        self._restricted: dict[int, tuple[str, ...]] = {}  # row -> groups, only live rows that have groups
+        self._restricted: dict[int, tuple[Principal, ...]] = {}  # row -> access list, restricted live rows
         self._visible = np.empty(0, dtype=bool)  # live and public
-        self._members: dict[str, np.ndarray] = {}  # group -> slots
+        self._members: dict[Principal, np.ndarray] = {}  # principal -> slots of the rows naming it
 
     @property
     def last_row(self) -> int:
@@ -87,7 +94,7 @@ class VectorIndex:
         gone: np.ndarray,
         added_rows: Sequence[int],
         added_vectors: Sequence[bytes],
-        added_groups: Sequence[tuple[str, ...]],
+        added_access: Sequence[tuple[Principal, ...]],
         added_sizes: Sequence[int],
     ) -> None:
         """Catch up with the store: `gone` rows were deleted, the `added_*` rows (ascending) are new."""
@@ -102,12 +109,12 @@ class VectorIndex:
                 self._restricted.pop(row, None)
         if added_rows:
             self._append(added_rows, added_vectors, added_sizes)
-            for row, groups in zip(added_rows, added_groups, strict=True):
-                if groups:
-                    self._restricted[row] = groups
+            for row, access in zip(added_rows, added_access, strict=True):
+                if access:
+                    self._restricted[row] = access
         if self._dead > COMPACT_AT * self._size:
             self._compact()
-        self._index_groups()
+        self._index_access()
 
     def _append(self, rows: Sequence[int], vectors: Sequence[bytes], sizes: Sequence[int]) -> None:
         needed = self._size + len(rows)
@@ -142,29 +149,30 @@ class VectorIndex:
         self._live = np.ones(self._size, dtype=bool)
         self._dead = 0
 
-    def _index_groups(self) -> None:
+    def _index_access(self) -> None:
         slots = np.searchsorted(self._rows[: self._size], np.fromiter(self._restricted, dtype=np.int64))
         self._visible = self._live[: self._size].copy()
         self._visible[slots] = False
-        members: dict[str, list[int]] = {}
-        for slot, groups in zip(slots.tolist(), self._restricted.values(), strict=True):
-            for group in groups:
-                members.setdefault(group, []).append(slot)
-        self._members = {group: np.array(found, dtype=np.int64) for group, found in members.items()}
+        members: dict[Principal, list[int]] = {}
+        for slot, access in zip(slots.tolist(), self._restricted.values(), strict=True):
+            for principal in access:
+                members.setdefault(principal, []).append(slot)
+        self._members = {key: np.array(found, dtype=np.int64) for key, found in members.items()}
 
-    def allowed(self, groups: Sequence[str] | None) -> np.ndarray:
-        """Mask over the slots a user in `groups` may see (None: every live row)."""
-        if groups is None:
+    def allowed(self, principals: Sequence[Principal] | None) -> np.ndarray:
+        """Mask over the slots an asker with `principals` may see: public rows and rows naming one of them
+        (None: every live row, no trimming)."""
+        if principals is None:
             return self._live[: self._size]
         mask = self._visible.copy()
-        for group in groups:
-            found = self._members.get(group)
+        for principal in principals:
+            found = self._members.get(principal)
             if found is not None:
                 mask[found] = True
         return mask
 
     def search(
-        self, query: np.ndarray, top: int, groups: Sequence[str] | None, exact: Exact | None = None
+        self, query: np.ndarray, top: int, principals: Sequence[Principal] | None, exact: Exact | None = None
     ) -> list[tuple[int, float]]:
         """(row, cosine) of the `top` nearest allowed rows, best first; `query` must be a unit vector.
 
@@ -178,8 +186,8 @@ class VectorIndex:
             np.einsum("ij,j->i", self._matrix[: self._size], query, dtype=np.float32, casting="unsafe")
             * self._scales[: self._size]
         )
-        if self._dead or (groups is not None and self._restricted):
-            scores = np.where(self.allowed(groups), scores, -np.inf)
+        if self._dead or (principals is not None and self._restricted):
+            scores = np.where(self.allowed(principals), scores, -np.inf)
         pool = min(top * RESCORE_FACTOR + RESCORE_EXTRA if exact else top, len(scores))
         best = np.argpartition(-scores, pool - 1)[:pool]
         best = best[np.isfinite(scores[best])]

@@ -40,9 +40,11 @@ given. Chunk ids are stable (file, position and text). Only changed files are re
 changing --chunk-tokens, --overlap or --base-url, rebuild with --recreate. An index built by an
 earlier version learns each file's folder the first time a run finds the file (nothing re-embedded).
 
-Group ids (security trimming with AZURE_SEARCH_PERMITTED_GROUPS_COLUMN): Markdown front matter
-`groups: [hr, managers]` or an HTML <meta name="groups" content="hr, managers">; files without
-them are visible to everyone.
+Who may see a file (security trimming): Markdown front matter `groups: [hr, managers]` and
+`users: [<Entra object id>]` (or `oids`), or HTML <meta name="groups" content="hr, managers"> and
+<meta name="users" content="...">; a file naming neither is visible to everyone. The local index keeps
+both; an Azure index needs AZURE_SEARCH_PERMITTED_GROUPS_COLUMN and _USERS_COLUMN for the files that
+name them (without the field such a file is reported and not indexed).
 
 Progress bars go to stderr on a terminal, log lines otherwise. --json prints the summary as one JSON
 object on stdout (files_seen, files_skipped, files_failed, chunks_added, chunks_updated,

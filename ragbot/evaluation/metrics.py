@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from indexing.loaders import load
-from rag.contract import DOC_MARKER, Answer, Answerer, Citation, Turn
+from rag.contract import DOC_MARKER, Answer, Answerer, Asker, Citation, Turn
 
 FURNITURE = re.compile(
     r"\bpage \d+ of \d+\b|¶|^[ \t]*(?:[=~^*#-][ \t]*){3,}$|^[ \t]*\d{1,4}[ \t]*$|permalink to this",
@@ -21,12 +21,14 @@ _ITEM = re.compile(r"^(?:\d{1,2}[.)]|[-*+])\s+(.*)$")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$")
 
 
-async def ask(answerer: Answerer, question: str, history: list[str]) -> tuple[Answer, float]:
-    """The answer to `question` after each earlier turn was answered in order (as `ragbot ask --batch`
-    does), and the milliseconds the last answer took."""
+async def ask(
+    answerer: Answerer, question: str, history: list[str], asker: Asker | None = None
+) -> tuple[Answer, float]:
+    """The answer to `question` for `asker` (None: anonymous) after each earlier turn was answered in
+    order (as `ragbot ask --batch` does), and the milliseconds the last answer took."""
     turns: list[Turn] = []
     for text in history:
-        earlier = await answerer.answer(turns, text)
+        earlier = await answerer.answer(turns, text, asker)
         turns += [
             Turn(role="user", content=text),
             Turn(
@@ -34,7 +36,7 @@ async def ask(answerer: Answerer, question: str, history: list[str]) -> tuple[An
             ),
         ]
     start = time.perf_counter()
-    answer = await answerer.answer(turns, question)
+    answer = await answerer.answer(turns, question, asker)
     return answer, (time.perf_counter() - start) * 1000
 
 

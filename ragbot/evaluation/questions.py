@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rag.contract import Asker
+
 SOURCE_REF = re.compile(r"\[([^\[\]\s][^\[\]]*?\.[A-Za-z0-9]{1,5}(?:#page=\d+)?)\]")
 """A source cited as the demo's ground truth cites it: `[Benefit_Options.pdf#page=3]`, `[it/vpn.md]`."""
 
@@ -32,6 +34,12 @@ class EvalQuestion(BaseModel):
     procedure: list[str] = Field(
         default_factory=list, description="`path#Heading` of each section whose list answers the question"
     )
+    groups: list[str] = Field(default_factory=list, description="the asker's group ids (none: anonymous)")
+
+    @property
+    def asker(self) -> Asker:
+        """Who asks it (security trimming): a member of `groups`, or anonymous."""
+        return Asker(groups=self.groups)
 
     @property
     def expected_sources(self) -> list[str]:

@@ -69,7 +69,7 @@ async def answer_row(answerer: Answerer, question: EvalQuestion, judge: Judge | 
         expected_sources=question.expected_sources,
     )
     try:
-        answer, elapsed = await ask(answerer, question.question, question.history)
+        answer, elapsed = await ask(answerer, question.question, question.history, question.asker)
     except RagError as exc:
         return row.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
     documents = cited(answer)

@@ -11,14 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rag.azure.chat_request import history_messages
 from rag.azure.dialects import dialect
 from rag.azure.on_your_data import OnYourDataAnswerer
 from rag.azure.responses import parse_completion
-from rag.azure.security import combine_filters, groups_filter
 from rag.contract import Answerer, Asker, Citation, Turn
 from rag.errors import ConfigError
 from rag.factory import build_answerer
@@ -242,47 +239,35 @@ def test_chat_parameters_are_all_sent(make_settings: MakeSettings) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", user) and "0000-aad" not in user
 
 
-def test_groups_filter_is_combined_and_escaped(make_settings: MakeSettings) -> None:
+def test_the_trimming_filter_is_combined_and_escaped(make_settings: MakeSettings) -> None:
     answerer = build(
         make_settings,
         "2024-10-21",
         AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="group_ids",
+        AZURE_SEARCH_PERMITTED_USERS_COLUMN="oids",
         AZURE_SEARCH_FILTER="lang eq 'en'",
     )
     hostile = "x') or true or ('"
-    got = params(answerer, Asker(groups=["g-1", hostile, "a,b"]))
+    public = "(not group_ids/any() and not oids/any())"
+    got = params(answerer, Asker(groups=["g-1", hostile, "a,b"], aad_object_id="o'id"))
     assert got["filter"] == (
-        "(lang eq 'en') and (group_ids/any(g: search.in(g, 'g-1,x'') or true or (''', ',') or g eq 'a,b'))"
+        f"(lang eq 'en') and ({public} or group_ids/any(g: search.in(g, 'g-1,x'') or true or (''', ',') "
+        "or g eq 'a,b') or oids/any(u: search.in(u, 'o''id', ',')))"
     )
-    assert params(answerer)["filter"] == "(lang eq 'en') and (false)"
+    assert params(answerer)["filter"] == f"(lang eq 'en') and ({public})"  # anonymous: public only
 
 
-def test_groups_column_must_be_a_field_name(make_settings: MakeSettings) -> None:
-    with pytest.raises(ConfigError, match="PERMITTED_GROUPS_COLUMN"):
-        build(make_settings, "2024-10-21", AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="x) or (true")
+def test_without_access_fields_nothing_is_trimmed(make_settings: MakeSettings) -> None:
+    answerer = build(make_settings, "2024-10-21", AZURE_SEARCH_FILTER="lang eq 'en'")
+    assert params(answerer, Asker(groups=["g-1"]))["filter"] == "lang eq 'en'"
 
 
-_LITERAL = re.compile(r"'(?:[^']|'')*'")
-
-
-@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6))
-def test_no_group_id_changes_the_filter_structure(groups: list[str]) -> None:
-    built = groups_filter("group_ids", groups)
-    skeleton = _LITERAL.sub("S", built)
-    plain = [g for g in set(groups) if "," not in g]
-    with_comma = [g for g in set(groups) if "," in g]
-    clauses = (["search.in(g, S, S)"] if plain else []) + ["g eq S"] * len(with_comma)
-    assert skeleton == f"group_ids/any(g: {' or '.join(clauses)})"
-    literals = [lit[1:-1].replace("''", "'") for lit in _LITERAL.findall(built)]
-    found = set(literals[0].split(",")) if plain else set()
-    found |= set(literals[2:] if plain else literals)
-    assert found == set(groups)
-
-
-def test_combine_filters() -> None:
-    assert combine_filters(None, "") is None
-    assert combine_filters("a eq 1", None) == "a eq 1"
-    assert combine_filters("a eq 1", "b eq 2") == "(a eq 1) and (b eq 2)"
+@pytest.mark.parametrize(
+    "setting", ["AZURE_SEARCH_PERMITTED_GROUPS_COLUMN", "AZURE_SEARCH_PERMITTED_USERS_COLUMN"]
+)
+def test_access_columns_must_be_field_names(make_settings: MakeSettings, setting: str) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        build(make_settings, "2024-10-21", **{setting: "x) or (true"})
 
 
 def _turns(n: int, words: int) -> list[Turn]:

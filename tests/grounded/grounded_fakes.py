@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.contract import AnswerDelta, Citation, Turn
+from rag.contract import AnswerDelta, Asker, Citation, Turn
 from rag.documents import Chunk, ScoredChunk
 
 
@@ -34,13 +34,11 @@ class DictRetriever:
 
     def __init__(self, results: dict[str, list[ScoredChunk]]) -> None:
         self.results = results
-        self.calls: list[tuple[str, int, list[str] | None]] = []
+        self.calls: list[tuple[str, int, Asker | None]] = []
         self.closed = False
 
-    async def retrieve(
-        self, query: str, *, top: int, groups: Sequence[str] | None = None
-    ) -> list[ScoredChunk]:
-        self.calls.append((query, top, None if groups is None else list(groups)))
+    async def retrieve(self, query: str, *, top: int, asker: Asker | None = None) -> list[ScoredChunk]:
+        self.calls.append((query, top, asker))
         return self.results.get(query, [])[:top]
 
     async def ready(self) -> str | None:

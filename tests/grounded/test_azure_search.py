@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
+from rag.contract import Asker
 from rag.errors import AuthError, DataSourceError, UpstreamUnavailable
 from rag.grounded.azure_search import AzureSearchRetriever
 from rag.index_spec import IndexSpec
@@ -63,7 +64,7 @@ def retriever(cloud, query_type: QueryType, **kwargs) -> AzureSearchRetriever:  
 async def test_simple_query_with_filter_and_trimming(cloud) -> None:  # type: ignore[no-untyped-def]
     cloud.search_hits = HITS
     search = retriever(cloud, QueryType.simple, search_filter="lang eq 'en'")
-    hits = await search.retrieve("vpn mac", top=7, groups=["g1", "o'brien"])
+    hits = await search.retrieve("vpn mac", top=7, asker=Asker(groups=["g1", "o'brien"]))
     (request,) = cloud.requests("/docs/search.post.search")
     assert (
         request.path == "/indexes('kb')/docs/search.post.search"
@@ -73,21 +74,28 @@ async def test_simple_query_with_filter_and_trimming(cloud) -> None:  # type: ig
     assert body["search"] == "vpn mac" and body["top"] == 7
     assert "queryType" not in body and "vectorQueries" not in body
     assert body["select"] == "id,content,title,url,filepath"
-    assert body["filter"] == "(lang eq 'en') and (groups/any(g: search.in(g, 'g1,o''brien', ',')))"
+    assert body["filter"] == (
+        "(lang eq 'en') and (not groups/any() or groups/any(g: search.in(g, 'g1,o''brien', ',')))"
+    )
     assert [h.chunk.id for h in hits] == ["a", "b"]
     assert hits[0].chunk.filepath == "it/vpn-macos.md" and hits[0].chunk.title == "VPN Mac"
     assert hits[0].score == 0.8 and hits[0].rerank_score is None  # bm25 has no absolute scale
     await search.aclose()
 
 
-async def test_no_groups_means_no_trimming_clause(cloud) -> None:  # type: ignore[no-untyped-def]
+async def test_an_anonymous_asker_sees_only_public_documents(cloud) -> None:  # type: ignore[no-untyped-def]
     search = retriever(cloud, QueryType.simple)
     await search.retrieve("q", top=3)
-    await search.retrieve("q", top=3, groups=[])
-    first, second = cloud.requests("/docs/search.post.search")
-    assert "filter" not in first.body
-    assert second.body["filter"] == "false"  # trimming on, but the asker is in no group: nothing matches
+    await search.retrieve("q", top=3, asker=Asker(user_id="web-1", groups=[]))
+    bare = AzureSearchRetriever(
+        endpoint=cloud.url, spec=IndexSpec(name="kb"), credential=AzureKeyCredential("search-key")
+    )
+    await bare.retrieve("q", top=3, asker=Asker(groups=["g1"]))
+    first, second, third = cloud.requests("/docs/search.post.search")
+    assert first.body["filter"] == second.body["filter"] == "not groups/any()"
+    assert "filter" not in third.body  # an index without access fields: nothing to trim on
     await search.aclose()
+    await bare.aclose()
 
 
 async def test_semantic_uses_the_configuration_and_the_reranker_score(cloud) -> None:  # type: ignore[no-untyped-def]

@@ -39,7 +39,6 @@ def test_the_on_your_data_knobs_drive_the_local_backend(make_settings) -> None: 
             "AZURE_SEARCH_TOP_K": "2",
             "AZURE_SEARCH_ENABLE_IN_DOMAIN": "false",
             "AZURE_SEARCH_QUERY_TYPE": "simple",
-            "AZURE_SEARCH_PERMITTED_GROUPS_COLUMN": "groups",
             "AZURE_SEARCH_MAX_SEARCH_QUERIES": "4",
             "AZURE_SEARCH_INCLUDE_CONTEXTS": "citations,intent,all_retrieved_documents",
         }
@@ -47,7 +46,7 @@ def test_the_on_your_data_knobs_drive_the_local_backend(make_settings) -> None: 
     bot = grounded(build_grounded(settings, local_only=True))
     options = bot.options
     assert (options.strictness, options.top_n_documents, options.in_scope) == (5, 2, False)
-    assert options.security_trimming and options.max_search_queries == 4 and options.include_all_retrieved
+    assert options.max_search_queries == 4 and options.include_all_retrieved
     assert isinstance(bot.retriever, LocalRetriever) and bot.retriever.query_type is QueryType.simple
 
 

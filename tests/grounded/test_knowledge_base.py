@@ -15,6 +15,7 @@ from grounded_fakes import Retrieved, completion
 
 from bot.app import create_app
 from bot.settings import BotSettings
+from rag.contract import Asker
 from rag.errors import AuthError, DataSourceError, Throttled
 from rag.factory import build_answerer
 from rag.grounded.answerer import GroundedAnswerer
@@ -132,20 +133,37 @@ async def test_references_are_capped_at_top_best_first(make_settings, cloud) -> 
     assert [h.chunk.id for h in hits] == ["myDocKey1"]
 
 
+PUBLIC = "(not groups/any() and not oids/any())"
+
+
 @pytest.mark.parametrize(
-    ("groups", "add_on"),
+    ("asker", "add_on"),
     [
-        (["g1", "o'brien"], "(foo eq bar) and (groups/any(g: search.in(g, 'g1,o''brien', ',')))"),
-        ([], "(foo eq bar) and (false)"),
-        (None, "(foo eq bar) and (false)"),  # trimming on: never unfiltered
+        (
+            Asker(groups=["g1", "o'brien"], aad_object_id="oid-1"),
+            f"(foo eq bar) and ({PUBLIC} or groups/any(g: search.in(g, 'g1,o''brien', ',')) "
+            "or oids/any(u: search.in(u, 'oid-1', ',')))",
+        ),
+        (
+            Asker(aad_object_id="oid-1"),
+            f"(foo eq bar) and ({PUBLIC} or oids/any(u: search.in(u, 'oid-1', ',')))",
+        ),
+        (Asker(groups=["a,b"]), f"(foo eq bar) and ({PUBLIC} or groups/any(g: g eq 'a,b'))"),
+        (Asker(), f"(foo eq bar) and ({PUBLIC})"),
+        (None, f"(foo eq bar) and ({PUBLIC})"),  # trimming on: never unfiltered
     ],
 )
 async def test_security_trimming_goes_into_the_filter_add_on(  # type: ignore[no-untyped-def]
-    make_settings, cloud, groups: list[str] | None, add_on: str
+    make_settings, cloud, asker: Asker | None, add_on: str
 ) -> None:
     cloud.retrieved = [Retrieved({"activity": [], "references": []})]
-    retriever = knowledge_base(make_settings, cloud, AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="groups")
-    assert await retriever.retrieve("q", top=5, groups=groups) == []
+    retriever = knowledge_base(
+        make_settings,
+        cloud,
+        AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="groups",
+        AZURE_SEARCH_PERMITTED_USERS_COLUMN="oids",
+    )
+    assert await retriever.retrieve("q", top=5, asker=asker) == []
     await retriever.aclose()
     (params,) = cloud.requests("/retrieve")[0].body["knowledgeSourceParams"]
     assert params["filterAddOn"] == add_on

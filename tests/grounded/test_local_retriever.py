@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from grounded_fakes import chunk
 
+from rag.contract import Asker
 from rag.errors import NotReady
 from rag.grounded.answerer import GroundedAnswerer
 from rag.grounded.extractive import ExtractiveGenerator
@@ -120,12 +121,18 @@ async def test_unrelated_questions_score_lower_than_answerable_ones(
     await retriever.aclose()
 
 
-async def test_groups_trim_restricted_chunks(index: Path, embedder: LocalEmbedder) -> None:
+async def test_the_local_index_always_trims(index: Path, embedder: LocalEmbedder) -> None:
     retriever = LocalRetriever(index, embedder)
     query = "salary bands pay committee"
-    assert "salary" not in [h.chunk.id for h in await retriever.retrieve(query, top=6, groups=["it"])]
-    assert (await retriever.retrieve(query, top=6, groups=["hr"]))[0].chunk.id == "salary"
-    assert (await retriever.retrieve(query, top=6))[0].chunk.id == "salary"  # None: no trimming
+
+    async def found(asker: Asker | None) -> list[str]:
+        return [h.chunk.id for h in await retriever.retrieve(query, top=6, asker=asker)]
+
+    assert "salary" not in await found(Asker(groups=["it"]))
+    assert "salary" not in await found(Asker())
+    assert "salary" not in await found(None)  # None is anonymous, not "no trimming"
+    assert (await found(Asker(groups=["hr"])))[0] == "salary"
+    assert await retriever.document("salary.md") == []  # restricted: never shown whole
     await retriever.aclose()
 
 

@@ -112,11 +112,29 @@ async def test_max_search_queries_limits_the_searches() -> None:
     assert [q for q, _, _ in bot.retriever.calls] == ["a", "b"]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("trimming", "expected"), [(True, ["hr", "all"]), (False, None)])
-async def test_security_trimming_passes_the_askers_groups(trimming: bool, expected: list[str] | None) -> None:
-    bot = answerer({"q": []}, security_trimming=trimming)
-    await bot.answer([], "q", Asker(user_id="u", groups=["hr", "all"]))
-    assert bot.retriever.calls[0][2] == expected  # type: ignore[attr-defined]
+async def test_the_asker_reaches_the_retriever_and_anonymous_is_explicit() -> None:
+    bot = answerer({"q": []})
+    asker = Asker(user_id="u", aad_object_id="oid-1", groups=["hr", "all"])
+    await bot.answer([], "q", asker)
+    await bot.answer([], "q")
+    assert [call[2] for call in bot.retriever.calls] == [asker, Asker()]  # type: ignore[attr-defined]
+
+
+async def test_a_restricted_hit_the_retriever_let_through_is_dropped() -> None:
+    """Defence in depth: a hit whose access list came back is checked against the asker again."""
+    hr = hit("salary", 0.9)
+    hr.chunk.group_ids = ["hr"]
+    mine = hit("my-review", 0.85)
+    mine.chunk.user_ids = ["oid-1"]
+    bot = answerer({"q": [hr, mine, hit("public", 0.8)]}, strictness=1)
+
+    async def titles(asker: Asker | None) -> list[str | None]:
+        return [c.title for c in (await bot.answer([], "q", asker)).citations]
+
+    assert await titles(None) == ["public"]
+    assert await titles(Asker(groups=["it"], aad_object_id="oid-2")) == ["public"]
+    assert await titles(Asker(groups=["hr"])) == ["salary", "public"]
+    assert await titles(Asker(aad_object_id="oid-1")) == ["my-review", "public"]
 
 
 @pytest.mark.parametrize("generator", [CitingGenerator(), ExtractiveGenerator()])

@@ -35,7 +35,8 @@ def kb(tmp_path: Path) -> Path:
     (root / "_drafts").mkdir()
     (root / "it" / "vpn.md").write_text(
         "---\ntitle: Connect to the VPN\nurl: https://kb.example/it/vpn\nlast_modified: 2025-03-12\n"
-        "groups: [staff, contractors]\n---\n\n# Connect to the VPN\n\nOpen the VPN app and sign in.\n\n"
+        "groups: [staff, contractors]\nusers: [oid-alex]\n"
+        "---\n\n# Connect to the VPN\n\nOpen the VPN app and sign in.\n\n"
         f"## Troubleshooting\n\n{LONG_SECTION}\n",
         encoding="utf-8",
     )

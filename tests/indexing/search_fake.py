@@ -1,10 +1,10 @@
 """A loopback Azure AI Search (and Azure OpenAI embeddings) speaking the REST subset the indexer uses.
 
 Index create/update/get/delete, documents batch (upload, merge, mergeOrUpload, delete) and
-`search.post.search` with the filters, ordering, select and paging the indexer sends. Every request is
-recorded so tests can assert what the real azure-search-documents client put on the wire, and faults
-(a whole request answered 503/429, or chosen documents answered with a per-document status) can be
-queued.
+`search.post.search` with filters (`tests.odata_filter`), ordering, select and paging; search text matches
+every document (no ranking). Every request is recorded so tests can assert what the real
+azure-search-documents client put on the wire, and faults (a whole request answered 503/429, or chosen
+documents answered with a per-document status) can be queued.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import numpy as np
 from aiohttp import web
 
 from tests.loopback import Recorded, record
+from tests.odata_filter import UnsupportedFilter, compile_filter
 
 _INDEX_PATH = re.compile(r"^/indexes\('([^']+)'\)$")
 _DOCS_PATH = re.compile(r"^/indexes\('([^']+)'\)/docs/(search\.index|search\.post\.search)$")
 _RESOURCE_PATH = re.compile(r"^/(knowledgesources|knowledgebases)\('([^']+)'\)$")
 _EMBED_PATH = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
-_CLAUSE = re.compile(r"(\w+) (eq|gt) '((?:[^']|'')*)'")
 
 
 def fake_vector(text: str, dimensions: int) -> list[float]:
@@ -34,19 +34,10 @@ def fake_vector(text: str, dimensions: int) -> list[float]:
 
 
 def _matches(document: dict[str, Any], flt: str | None) -> bool:
-    if not flt:
-        return True
-    clauses = _CLAUSE.findall(flt)
-    rest = _CLAUSE.sub("", flt).replace("and", "").replace("(", "").replace(")", "").strip()
-    if rest or not clauses:
-        raise ValueError(f"unsupported filter {flt!r}")
-    for name, op, raw in clauses:
-        value, actual = raw.replace("''", "'"), document.get(name)
-        if actual is None:
-            return False
-        if (op == "eq" and str(actual) != value) or (op == "gt" and not str(actual) > value):
-            return False
-    return True
+    try:
+        return not flt or compile_filter(flt)(document)
+    except UnsupportedFilter as exc:
+        raise ValueError(f"unsupported filter {flt!r}: {exc}") from None
 
 
 @dataclass
@@ -183,9 +174,7 @@ class FakeSearch:
         return web.json_response({"value": results}, status=status)
 
     def _search(self, name: str, body: dict[str, Any]) -> web.Response:
-        if body.get("search") not in (None, "*"):
-            return _error(400, "InvalidRequest", "only search=* is supported by the fake")
-        try:
+        try:  # any search text matches every document the filter lets through (the fake does not rank)
             rows = [d for d in self.documents[name].values() if _matches(d, body.get("filter"))]
         except ValueError as exc:
             return _error(400, "InvalidRequest", str(exc))

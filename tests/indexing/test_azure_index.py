@@ -41,6 +41,7 @@ def env(search: FakeSearch, **extra: str) -> dict[str, str]:
         "AZURE_SEARCH_INDEX": "kb",
         "AZURE_SEARCH_SEMANTIC_SEARCH_CONFIG": "kb-semantic",
         "AZURE_SEARCH_PERMITTED_GROUPS_COLUMN": "group_ids",
+        "AZURE_SEARCH_PERMITTED_USERS_COLUMN": "oids",
         "AZURE_OPENAI_ENDPOINT": search.url,
         "AZURE_OPENAI_KEY": "aoai-key",
         "AZURE_OPENAI_MODEL": "gpt-4o",
@@ -98,11 +99,8 @@ async def test_index_is_created_from_the_spec_and_documents_uploaded(
     assert fields["id"]["key"] is True
     assert fields["content"]["searchable"] is True and fields["title"]["searchable"] is True
     assert fields["filepath"]["filterable"] is True and fields["chunk_id"]["filterable"] is True
-    assert fields["group_ids"] == {
-        **fields["group_ids"],
-        "type": "Collection(Edm.String)",
-        "filterable": True,
-    }
+    for name in ("group_ids", "oids"):
+        assert fields[name] == {**fields[name], "type": "Collection(Edm.String)", "filterable": True}
     assert {"url", "page", "last_modified", "content_hash"} <= set(fields)
     vector = fields["contentVector"]
     assert (vector["type"], vector["dimensions"]) == ("Collection(Edm.Single)", DIMS)
@@ -127,7 +125,8 @@ async def test_index_is_created_from_the_spec_and_documents_uploaded(
     vpn = sorted((d for d in docs.values() if d["filepath"] == "it/vpn.md"), key=lambda d: int(d["chunk_id"]))
     assert len(vpn) >= 2, "the long VPN section must be cut"
     assert vpn[0]["title"] == "Connect to the VPN" and vpn[0]["url"] == "https://kb.example/it/vpn"
-    assert vpn[0]["group_ids"] == ["staff", "contractors"]
+    assert vpn[0]["group_ids"] == ["staff", "contractors"] and vpn[0]["oids"] == ["oid-alex"]
+    assert all(d["group_ids"] == d["oids"] == [] for d in docs.values() if d["filepath"] != "it/vpn.md")
     assert vpn[0]["last_modified"] == "2025-03-12T00:00:00Z"
     assert vpn[0]["content_hash"] == content_hash((kb / "it/vpn.md").read_bytes())
     pdf = [d for d in docs.values() if d["filepath"] == "hr/expenses.pdf"]
@@ -336,6 +335,7 @@ def test_index_agrees_with_the_on_your_data_source(make_settings: Make, query_ty
             "AZURE_SEARCH_CONTENT_COLUMNS": "content",
             "AZURE_SEARCH_SEMANTIC_SEARCH_CONFIG": "my-semantic",
             "AZURE_SEARCH_PERMITTED_GROUPS_COLUMN": "group_ids",
+            "AZURE_SEARCH_PERMITTED_USERS_COLUMN": "oids",
             "AZURE_OPENAI_RESOURCE": "contoso-aoai",
             "AZURE_OPENAI_MODEL": "gpt-4o",
             "AZURE_OPENAI_EMBEDDING_NAME": "text-embedding-3-large",
@@ -352,8 +352,8 @@ def test_index_agrees_with_the_on_your_data_source(make_settings: Make, query_ty
     assert fields[mapping["title_field"]]["searchable"]
     for name in (mapping["url_field"], mapping["filepath_field"]):
         assert fields[name]["retrievable"]
-    assert fields[source.permitted_groups_field or ""]["filterable"]
-    assert fields[source.permitted_groups_field or ""]["type"] == "Collection(Edm.String)"
+    for name in (source.permitted_groups_field, source.permitted_users_field):
+        assert name and fields[name]["filterable"] and fields[name]["type"] == "Collection(Edm.String)"
     for name in mapping.get("vector_fields", []):
         assert fields[name]["type"] == "Collection(Edm.Single)" and fields[name]["dimensions"] == 3072
     if "semantic" in query_type:

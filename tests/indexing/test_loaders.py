@@ -15,13 +15,15 @@ from indexing.sources import discover
 def test_markdown_front_matter_headings_and_code_fences() -> None:
     text = (
         "---\ntitle: Reset your password\nurl: https://kb.example/pw\ndate: 2024-05-01T10:30:00+02:00\n"
-        "groups: hr, managers\n---\n\nIntro line.\n\n## Steps\n\n1. Open the portal.\n\n"
+        "groups: hr, managers\noids: [oid-1, ' oid-2 ']\n"
+        "---\n\nIntro line.\n\n## Steps\n\n1. Open the portal.\n\n"
         "```bash\n# not a heading\n"
         "```\n\n### On a Mac\n\nUse Safari.\n\n## Help\n\nCall the desk.\n"
     )
     doc = load(text.encode(), Path("pw.md"))
     assert doc.title == "Reset your password" and doc.url == "https://kb.example/pw"
     assert doc.last_modified == "2024-05-01T08:30:00Z" and doc.group_ids == ["hr", "managers"]
+    assert doc.user_ids == ["oid-1", "oid-2"]  # `oids`, as Microsoft's samples name it, reads as `users`
     assert [s.heading_path for s in doc.sections] == [(), ("Steps",), ("Steps", "On a Mac"), ("Help",)]
     assert "# not a heading" in doc.sections[1].text
     assert doc.sections[2].text.startswith("### On a Mac")
@@ -64,6 +66,7 @@ def test_text_encodings_by_bom_and_a_cp1252_fallback() -> None:
 def test_html_main_content_title_canonical_and_groups() -> None:
     html = (
         "<html><head><title>Guest Wi-Fi | Contoso Help</title><meta name='groups' content='staff'>"
+        "<meta name='users' content='oid-1, oid-2'>"
         "<link rel='canonical' href='https://kb.example/wifi'>"
         "<meta name='last-modified' content='2025-01-08'>"
         "<script>var x = 1;</script></head><body><header>Site header</header><nav>Menu</nav>"
@@ -76,6 +79,7 @@ def test_html_main_content_title_canonical_and_groups() -> None:
     doc = load(html.encode(), Path("wifi.html"))
     assert doc.title == "Guest Wi-Fi" and doc.url == "https://kb.example/wifi"
     assert doc.group_ids == ["staff"] and doc.last_modified == "2025-01-08T00:00:00Z"
+    assert doc.user_ids == ["oid-1", "oid-2"]
     text = "\n".join(s.text for s in doc.sections)
     assert "Join Contoso-Guest." in text and "- 10 Mbps" in text and "London | CG-LDN" in text
     for chrome in ("Site header", "Menu", "Footer", "Related", "var x"):

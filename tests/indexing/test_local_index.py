@@ -16,6 +16,7 @@ from indexing.chunking import Chunker
 from indexing.factory import EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP
 from indexing.pipeline import Indexer, IndexSummary
 from indexing.targets import LocalTarget
+from rag.contract import Asker
 from rag.local.embedder import DIMENSIONS, MAX_TOKENS, MODEL_NAME, LocalEmbedder
 from rag.local.store import LocalStore
 from tests.commandline import run_ragbot
@@ -84,10 +85,14 @@ async def test_indexes_every_type_and_skips_the_rest(tmp_path: Path, kb: Path) -
             "Expenses",
             ["Claims"],
         )
-        vpn = opened.keyword_search("sign in VPN app", top=1, groups=["staff"])[0].chunk
+        vpn = opened.keyword_search("sign in VPN app", top=1, asker=Asker(groups=["staff"]))[0].chunk
         assert vpn.group_ids == ["staff", "contractors"] and vpn.url == "https://kb.example/it/vpn"
-        hidden = opened.keyword_search("sign in VPN app", top=5, groups=["finance"])
-        assert all(hit.chunk.filepath != "it/vpn.md" for hit in hidden)
+        assert vpn.user_ids == ["oid-alex"]
+        alex = opened.keyword_search("sign in VPN app", top=1, asker=Asker(aad_object_id="oid-alex"))
+        assert alex[0].chunk.filepath == "it/vpn.md"
+        for other in (Asker(groups=["finance"]), Asker(aad_object_id="oid-sam"), Asker()):
+            hidden = opened.keyword_search("sign in VPN app", top=5, asker=other)
+            assert all(hit.chunk.filepath != "it/vpn.md" for hit in hidden)
         query = (await LocalEmbedder().embed(["which laptop do designers get"]))[0]
         (top,) = opened.vector_search(np.asarray(query), top=1)
         assert top.chunk.filepath == "it/laptops.docx"

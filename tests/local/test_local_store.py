@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rag.contract import Asker
 from rag.documents import Chunk
 from rag.errors import ConfigError
 from rag.local.store import BM25_WEIGHTS, FileChange, LocalStore, StoreMismatchError
@@ -43,6 +44,7 @@ def chunk(
     filepath: str = "kb.md",
     content_hash: str = "h1",
     groups: tuple[str, ...] = (),
+    users: tuple[str, ...] = (),
 ) -> Chunk:
     return Chunk(
         id=f"{filepath}#{key}",
@@ -52,6 +54,7 @@ def chunk(
         chunk_id=str(position),
         content_hash=content_hash,
         group_ids=list(groups),
+        user_ids=list(users),
     )
 
 
@@ -363,23 +366,45 @@ def test_vector_search_orders_by_cosine(store: LocalStore) -> None:
         store.vector_search(np.ones(DIMS + 1), 3)
 
 
-def test_groups_trim_both_searches(store: LocalStore) -> None:
+def test_both_searches_show_each_asker_exactly_what_they_may_see(store: LocalStore) -> None:
     fill(store, ["password"], filepath="public.md")
     fill(store, ["holiday"], filepath="hr.md", groups=("hr", "managers"))
     fill(store, ["laptop"], filepath="it.md", groups=("it",))
-    everything = {"public.md#password", "hr.md#holiday", "it.md#laptop"}
-    query = "portal service desk hour password annual"
+    fill(store, ["vpn"], filepath="ceo.md", users=("oid-ceo", "oid-o'brien"))
+    fill(store, ["access"], filepath="audit.md", groups=("audit",), users=("oid-ceo",))
+    everything = {"public.md#password", "hr.md#holiday", "it.md#laptop", "ceo.md#vpn", "audit.md#access"}
+    query = "portal service desk hour password annual error"
 
-    def both(groups: list[str] | None) -> tuple[set[str], set[str]]:
-        keyword = set(ids(store.keyword_search(query, 10, groups=groups)))
-        vector = set(ids(store.vector_search(unit(4) + unit(5) + unit(0), 10, groups=groups)))
-        return keyword, vector
+    def both(asker: Asker | None) -> set[str]:
+        keyword = set(ids(store.keyword_search(query, 10, asker)))
+        vector = set(ids(store.vector_search(sum(unit(i) for i in range(6)), 10, asker)))
+        assert keyword == vector
+        return keyword
 
-    assert both(None) == (everything, everything)
-    assert both([]) == ({"public.md#password"}, {"public.md#password"})
-    assert both(["managers"]) == ({"public.md#password", "hr.md#holiday"},) * 2
-    assert both(["it", "nobody"]) == ({"public.md#password", "it.md#laptop"},) * 2
-    assert both(["hr", "it"]) == (everything, everything)
+    assert both(None) == everything  # no trimming: index maintenance only
+    public = {"public.md#password"}
+    assert both(Asker()) == public  # anonymous
+    assert both(Asker(user_id="web-1", groups=[""], aad_object_id="")) == public
+    assert both(Asker(groups=["managers"])) == public | {"hr.md#holiday"}
+    assert both(Asker(groups=["it", "nobody"])) == public | {"it.md#laptop"}
+    assert both(Asker(aad_object_id="oid-o'brien")) == public | {"ceo.md#vpn"}
+    assert both(Asker(aad_object_id="oid-ceo")) == public | {"ceo.md#vpn", "audit.md#access"}
+    assert both(Asker(aad_object_id="hr", groups=["oid-ceo"])) == public  # a group is not a user
+    assert both(Asker(aad_object_id="oid-ceo", groups=["hr", "it"])) == everything
+
+
+def test_access_lists_survive_reopening_and_are_compared_on_update(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with LocalStore(path, dimensions=DIMS) as writer:
+        fill(writer, ["vpn"], filepath="ceo.md", users=("oid-ceo",))
+        fill(writer, ["holiday"], filepath="hr.md", groups=("hr",))
+        # the same text for other users is a change: counted as updated
+        assert fill(writer, ["vpn"], filepath="ceo.md", users=("oid-cfo",)) == FileChange(updated=1)
+    with LocalStore(path, dimensions=DIMS, read_only=True) as reader:
+        assert ids(reader.vector_search(unit(2), 1, Asker(aad_object_id="oid-cfo"))) == ["ceo.md#vpn"]
+        assert ids(reader.vector_search(unit(2), 5, Asker(aad_object_id="oid-ceo"))) == []
+        assert ids(reader.keyword_search("annual leave", 5, Asker(groups=["hr"]))) == ["hr.md#holiday"]
+        assert reader.file_chunks("ceo.md")[0].user_ids == ["oid-cfo"]
 
 
 def test_a_reader_sees_what_another_connection_wrote(tmp_path: Path) -> None:
@@ -480,14 +505,15 @@ def test_group_changes_reach_a_reader_in_another_connection(tmp_path: Path) -> N
     with LocalStore(path, dimensions=DIMS) as reader, LocalStore(path, dimensions=DIMS) as writer:
         fill(writer, ["holiday", "laptop"], filepath="hr.md", groups=("hr",))
         fill(writer, ["password"], filepath="it.md")
-        assert ids(reader.vector_search(unit(4), 1, groups=[])) == ["it.md#password"]
-        assert ids(reader.keyword_search("annual leave", 5, groups=[])) == []
+        assert ids(reader.vector_search(unit(4), 1, Asker())) == ["it.md#password"]
+        assert ids(reader.keyword_search("annual leave", 5, Asker())) == []
         # the file becomes public: same text, new groups -> counted as updated, visible to everyone
         assert fill(writer, ["holiday", "laptop"], filepath="hr.md") == FileChange(updated=2)
-        assert ids(reader.vector_search(unit(4), 1, groups=[])) == ["hr.md#holiday"]
-        assert ids(reader.keyword_search("annual leave", 5, groups=[])) == ["hr.md#holiday"]
+        assert ids(reader.vector_search(unit(4), 1, Asker())) == ["hr.md#holiday"]
+        assert ids(reader.keyword_search("annual leave", 5, Asker())) == ["hr.md#holiday"]
         writer.delete_file("it.md")
-        assert set(ids(reader.vector_search(unit(0), 5, groups=["hr"]))) == {"hr.md#holiday", "hr.md#laptop"}
+        hr = Asker(groups=["hr"])
+        assert set(ids(reader.vector_search(unit(0), 5, hr))) == {"hr.md#holiday", "hr.md#laptop"}
 
 
 def test_a_reader_follows_a_rebuilt_file(tmp_path: Path) -> None:

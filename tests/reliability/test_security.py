@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from rag.azure.on_your_data import OnYourDataAnswerer
+from rag.contract import Asker
 from rag.documents import Chunk
 from rag.factory import build_answerer
 from rag.local.embedder import LocalEmbedder
@@ -100,10 +101,11 @@ def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-def local_settings(data_dir: Path, *, trimming: bool) -> Settings:
+def local_settings(data_dir: Path) -> Settings:
+    """The embedded backend: the local index always trims (no setting turns it on or off)."""
     return Settings(
         openai=AzureOpenAISettings(_env_file=None),
-        search=AzureSearchSettings(_env_file=None, permitted_groups_column="group_ids" if trimming else None),
+        search=AzureSearchSettings(_env_file=None),
         ragbot=RagSettings(_env_file=None, backend="local", data_dir=data_dir),
     )
 
@@ -120,15 +122,16 @@ async def ask(bot: Bot, text: str, **fields: Any) -> None:
     assert response.status in (200, 400), await response.text()
 
 
-async def test_without_trimming_the_restricted_document_is_found(
-    local_index: Path, make_bot: MakeBot
-) -> None:
-    """The control: the questions below do reach the restricted document when nothing trims."""
-    bot = await make_bot(
-        build_answerer(local_settings(local_index, trimming=False)), user_turns_per_minute=10_000
-    )
-    await ask(bot, "What are the salary bands?")
-    assert leaks(bot, 0)
+async def test_a_member_of_the_group_finds_the_restricted_document(local_index: Path) -> None:
+    """The control: the questions below do reach the restricted document for someone who may see it."""
+    answerer = build_answerer(local_settings(local_index))
+    try:
+        member = await answerer.answer([], "What are the salary bands?", Asker(groups=[SECRET_GROUP]))
+        anonymous = await answerer.answer([], "What are the salary bands?")
+    finally:
+        await answerer.aclose()
+    assert SECRET_TITLE in [c.title for c in member.citations]
+    assert SECRET_TITLE not in [c.title for c in anonymous.citations]
 
 
 @FUZZ
@@ -143,9 +146,7 @@ async def test_user_text_cannot_escape_trimming_in_the_embedded_backend(
 
 @pytest.fixture
 async def trimmed_local_bot(local_index: Path, make_bot: MakeBot) -> Bot:
-    return await make_bot(
-        build_answerer(local_settings(local_index, trimming=True)), user_turns_per_minute=10_000
-    )
+    return await make_bot(build_answerer(local_settings(local_index)), user_turns_per_minute=10_000)
 
 
 # --- trimming in On Your Data -------------------------------------------------------------------
