@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from rag.azure.client import AzureOpenAIClient
 from rag.contract import Answer, Asker, Citation, Turn
 from rag.errors import UpstreamUnavailable
+from ragbot.evaluation.judge import Judge
 from ragbot.evaluation.questions import EvalQuestion
 from ragbot.evaluation.run import ResultRow, Summary, compare, evaluate, metrics
 from tests.azure.azure_fake import FakeAzure, Reply
@@ -277,3 +280,28 @@ async def test_at_most_concurrency_answers_run_at_once_and_a_failed_answer_is_on
     figures = metrics(rows)
     assert figures["errors"] == 1 and figures["citations_matched.rate"] == 1.0
     assert figures["questions"] == 12
+
+
+async def test_the_judge_on_azure_openai_scores_and_a_failed_call_is_no_score() -> None:
+    fake = FakeAzure()
+    async with serve(fake.handle, method="POST") as url:
+        client = AzureOpenAIClient(
+            base_url=url,
+            api_version="2024-10-21",
+            api_key=SecretStr("k"),
+            default_deployment="gpt-4o",
+            retry_budget=0,
+        )
+        judge = Judge(client)
+        fake.reply(
+            chat("4"), Reply(status=400, body={"error": {"code": "BadRequest", "message": "max_tokens"}})
+        )
+        sources = [Citation(content="Click Contoso-VPN.", filepath="it/vpn-windows.md")]
+        scored = await judge.score("groundedness", "vpn?", "Click Contoso-VPN [it/vpn-windows.md].", sources)
+        failed = await judge.score("relevance", "vpn?", "Click Contoso-VPN.", sources)
+        await judge.aclose()
+    assert scored == (4, None)
+    assert failed.score is None and failed.problem and failed.problem.startswith("relevance: ")
+    first = fake.requests[0]
+    assert first.path == "/openai/deployments/gpt-4o/chat/completions" and first.headers["api-key"] == "k"
+    assert "Click Contoso-VPN." in first.body["messages"][1]["content"]
