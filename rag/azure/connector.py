@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from azure.core.credentials_async import AsyncTokenCredential
+
 from rag.azure.client import AzureOpenAIClient, transport_options
 from rag.azure.dialects import dialect, versions_with
 from rag.azure.embeddings import DEFAULT_BATCH, embedding_target
@@ -38,13 +40,19 @@ def resolve_provider(settings: Settings, provider: Provider = "auto") -> Literal
 
 
 def connector_client(
-    settings: Settings, provider: Provider = "auto", *, purpose: Purpose = "chat", model: str | None = None
+    settings: Settings,
+    provider: Provider = "auto",
+    *,
+    purpose: Purpose = "chat",
+    model: str | None = None,
+    credential: AsyncTokenCredential | None = None,
 ) -> AzureOpenAIClient:
     """The client for one action, its default deployment (model) already chosen.
 
     Azure: the chat deployment `AZURE_OPENAI_MODEL`; embeddings go to `AZURE_OPENAI_EMBEDDING_NAME` on
     `AZURE_OPENAI_EMBEDDING_ENDPOINT` / `_KEY` when those are set. OpenAI-compatible: `RAGBOT_LLM_MODEL`
-    for chat. `model` (the command's --model) wins over either."""
+    for chat. `model` (the command's --model) wins over either. Without a key, Azure calls carry an Entra
+    ID token from `credential` (default: azure-identity's DefaultAzureCredential)."""
     openai, rag = settings.openai, settings.ragbot
     if resolve_provider(settings, provider) == "openai":
         if purpose in ("embeddings", "images") and not model:
@@ -74,6 +82,7 @@ def connector_client(
         base_url=base,
         api_version=api.version,
         api_key=key,
+        credential=credential,
         default_deployment=deployment,
         **transport_options(rag),
     )

@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 from azure_fake import CliRunner, FakeAzure, Reply
 
+from rag.azure.connector import connector_client
+from rag.settings import Settings
+from ragbot.commands.raw import masked_headers
 from tests.commandline import run_ragbot
 
 KEY = "raw-secret-key-0123456789"
@@ -232,3 +236,38 @@ def test_out_of_range_numbers_are_refused_by_the_parser(
 ) -> None:
     result = run_ragbot(*args, cwd=tmp_path, env={"AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:9"})
     assert result.returncode == 2 and message in result.stderr
+
+
+class Credential:
+    """Plays an azure-identity credential."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes += scopes
+        return AccessToken("entra-token-1", 4_102_444_800)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_entra_token_without_a_key(
+    fake_endpoint: FakeAzure, make_settings: Callable[[dict[str, str]], Settings]
+) -> None:
+    settings = make_settings({"AZURE_OPENAI_ENDPOINT": fake_endpoint.url, "AZURE_OPENAI_MODEL": "gpt-4o"})
+    credential = Credential()
+    client = connector_client(settings, purpose="raw", credential=credential)
+    seen: list[dict[str, str]] = []
+    fake_endpoint.reply(Reply(body={"data": []}))
+    try:
+        response = await client.request(
+            "GET", "/openai/models", on_request=lambda m, u, h: seen.append(dict(h))
+        )
+    finally:
+        await client.aclose()
+    assert response.status == 200 and json.loads(response.body) == {"data": []}
+    assert fake_endpoint.requests[0].headers["Authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in fake_endpoint.requests[0].headers
+    assert credential.scopes == ["https://cognitiveservices.azure.com/.default"]
+    assert masked_headers(seen[0], []) == ["Authorization: Bearer ***"]
