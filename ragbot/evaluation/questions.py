@@ -16,6 +16,10 @@ SOURCE_REF = re.compile(r"\[([^\[\]\s][^\[\]]*?\.[A-Za-z0-9]{1,5}(?:#page=\d+)?)
 """A source cited as the demo's ground truth cites it: `[Benefit_Options.pdf#page=3]`, `[it/vpn.md]`."""
 
 
+LINE_ID = "line-"
+"""Prefix of the id given to a question without one: `line-7` for the seventh line."""
+
+
 class EvalFileError(ValueError):
     """A line of the questions file is not a question: names the file and line."""
 
@@ -62,7 +66,9 @@ def read_questions(path: Path, *, allow_empty: bool = False) -> list[EvalQuestio
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
             raise EvalFileError(f"{path}:{number}: not a question ({problem})") from exc
-        questions.append(question if question.id else question.model_copy(update={"id": f"line-{number}"}))
+        questions.append(
+            question if question.id else question.model_copy(update={"id": f"{LINE_ID}{number}"})
+        )
     if not questions and not allow_empty:
         raise EvalFileError(f"{path}: no questions (one JSON object a line, with at least `question`)")
     twice = sorted(i for i, n in Counter(q.id for q in questions).items() if n > 1)

@@ -20,7 +20,7 @@ from rag.contract import Answerer
 from rag.errors import RagError
 from ragbot.evaluation.judge import PASSING, Judge
 from ragbot.evaluation.metrics import ask, citations_matched, cited, reference, with_references
-from ragbot.evaluation.questions import EvalQuestion
+from ragbot.evaluation.questions import LINE_ID, EvalQuestion
 
 ROWS = "rows.jsonl"
 SUMMARY = "summary.json"
@@ -238,10 +238,10 @@ def compare(
         lines.append(
             f"{name:<32} {_value(name, mine):>9} {_value(name, theirs):>9} {change:>9} {verdict}".rstrip()
         )
-    before = {r.id: r for r in other_rows}
+    before = {_key(r): r for r in other_rows}
     changed = []
     for row in rows:
-        old = before.get(row.id)
+        old = before.get(_key(row))
         if old is None:
             continue
         notes = [
@@ -255,11 +255,17 @@ def compare(
     lines += changed[:limit]
     if len(changed) > limit:
         lines.append(f"  ... and {len(changed) - limit} more (rows.jsonl has them all)")
-    only_here = len({r.id for r in rows} - before.keys())
-    only_there = len(before.keys() - {r.id for r in rows})
+    asked = {_key(r) for r in rows}
+    only_here, only_there = len(asked - before.keys()), len(before.keys() - asked)
     if only_here or only_there:
         lines.append(f"{only_here} questions only in this run, {only_there} only in the other")
     return "\n".join(lines) + "\n"
+
+
+def _key(row: ResultRow) -> str:
+    """Which row of the other run is the same question: by id, or by its text when the file gave no
+    id (`line-N` shifts when a line is added above)."""
+    return row.question if row.id.startswith(LINE_ID) else row.id
 
 
 def _show(value: object) -> str:

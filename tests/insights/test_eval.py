@@ -305,3 +305,12 @@ async def test_the_judge_on_azure_openai_scores_and_a_failed_call_is_no_score() 
     first = fake.requests[0]
     assert first.path == "/openai/deployments/gpt-4o/chat/completions" and first.headers["api-key"] == "k"
     assert "Click Contoso-VPN." in first.body["messages"][1]["content"]
+
+
+def test_compare_finds_questions_without_ids_by_their_text() -> None:
+    before = [row("line-1", question="vpn?", citations_matched=1.0), row("line-2", question="leave?")]
+    after = [row("line-1", question="new one"), row("line-2", question="vpn?", citations_matched=0.0)]
+    after.append(row("line-3", question="leave?"))
+    text = compare(summary(after), after, summary(before), before)
+    assert "line-2: citations_matched 1.00 -> 0.00" in text and "1 questions changed" in text
+    assert "1 questions only in this run, 0 only in the other" in text
