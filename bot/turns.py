@@ -28,6 +28,7 @@ from bot.activity import (
 from bot.feedback import BadFeedback, FeedbackRecord, parse_submit_action, save_feedback, with_answer
 from bot.handoff import HANDOFF_COMMANDS, HandOff, dislike_offer, refusal_hint, with_offer
 from bot.handoff.transcript import thread_transcript
+from bot.handoff.webhook import Delivery
 from bot.hosts.errors import OutboxError
 from bot.limits import WINDOW_S, tenant_allowed
 from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
@@ -43,6 +44,7 @@ from bot.typing_indicator import TypingIndicator
 from rag import telemetry
 from rag.contract import Answer, AnswerBuilder, Answerer, Asker, Library, Turn
 from rag.errors import RagError, UpstreamUnavailable
+from rag.summary import Summary, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +308,24 @@ class TurnHandler:
         channel's redelivery (Teams retries a slow turn) neither posts twice nor races the first. The
         history itself is only read, whatever happens to the post."""
         typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
+        with telemetry.span("ragbot.handoff"):
+            summary, transcript, delivery = await self._summarized_and_posted(activity, snapshot, typing)
+            telemetry.annotate(
+                {
+                    "ragbot.handoff.summary": summary.method,
+                    "ragbot.handoff.delivered": "none" if delivery is None else str(delivery.sent).lower(),
+                }
+            )
+        try:
+            await self.memory.record_turn(key, snapshot, activity.get("id"))
+        except StateError as exc:
+            log.warning("hand-off not marked as answered: the conversation store is unavailable: %s", exc)
+        kind = channel_kind(activity["channelId"])
+        await outbox.send(self.handoff.reply(kind, summary, transcript, delivery))
+
+    async def _summarized_and_posted(
+        self, activity: Activity, snapshot: Snapshot, typing: TypingIndicator
+    ) -> tuple[Summary, Transcript, Delivery | None]:
         try:
             transcript = await thread_transcript(self.store, snapshot.state, activity["channelId"])
             summary = await self.handoff.summarize(transcript)
@@ -321,12 +341,7 @@ class TurnHandler:
             delivery = await self.handoff.deliver(summary, transcript, about)
         finally:
             await typing.stop()
-        try:
-            await self.memory.record_turn(key, snapshot, activity.get("id"))
-        except StateError as exc:
-            log.warning("hand-off not marked as answered: the conversation store is unavailable: %s", exc)
-        kind = channel_kind(activity["channelId"])
-        await outbox.send(self.handoff.reply(kind, summary, transcript, delivery))
+        return summary, transcript, delivery
 
     async def _answer_once(
         self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox

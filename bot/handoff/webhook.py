@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import BaseModel
 
+from rag import telemetry
 from rag.http_sessions import client_session
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 8.0
 ATTEMPT_TIMEOUT_S = 10.0
 WORKFLOW_HOSTS = (".logic.azure.com", ".powerplatform.com", ".powerautomate.com")
+PEER = "handoff webhook"
+"""How retries and 429s of the webhook are labelled in the metrics."""
 Format = Literal["json", "teams"]
 
 
@@ -113,6 +116,8 @@ class Webhook:
                     if status not in RETRYABLE:
                         break
                     asked = retry_after(response.headers.get("Retry-After"))
+                    if status == 429:
+                        telemetry.record_throttled(PEER)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status = None
                 detail = (
@@ -126,6 +131,7 @@ class Webhook:
                     detail += f", asked to wait {asked:g} s"
                 break
             log.info("hand-off to %s: %s; retrying in %.2f s", target, detail, wait)
+            telemetry.record_retry(PEER, status)
             await asyncio.sleep(wait)
         log.warning("hand-off not delivered to %s after %d attempts: %s", target, attempt, detail)
         return Delivery(sent=False, attempts=attempt, status=status, detail=detail)
