@@ -1,8 +1,9 @@
-"""A loopback Azure AI Search (and Azure OpenAI embeddings) speaking the REST subset the indexer uses.
+"""A loopback Azure AI Search (and Azure OpenAI embeddings) speaking the REST subset ragbot uses.
 
-Index create/update/get/delete, documents batch (upload, merge, mergeOrUpload, delete) and
-`search.post.search` with filters (`tests.odata_filter`), ordering, select and paging; search text matches
-every document (no ranking). Every request is recorded so tests can assert what the real
+Index create/update/get/delete, documents batch (upload, merge, mergeOrUpload, delete),
+`search.post.search` with filters (`tests.odata_filter`), ordering, select and paging (search text
+matches every document: no ranking), knowledge sources and bases, and a knowledge base's retrieve
+(`filterAddOn` applied the same way). Every request is recorded so tests can assert what the real
 azure-search-documents client put on the wire, and faults (a whole request answered 503/429, or chosen
 documents answered with a per-document status) can be queued.
 """
@@ -23,6 +24,7 @@ from tests.odata_filter import UnsupportedFilter, compile_filter
 _INDEX_PATH = re.compile(r"^/indexes\('([^']+)'\)$")
 _DOCS_PATH = re.compile(r"^/indexes\('([^']+)'\)/docs/(search\.index|search\.post\.search)$")
 _RESOURCE_PATH = re.compile(r"^/(knowledgesources|knowledgebases)\('([^']+)'\)$")
+_RETRIEVE_PATH = re.compile(r"^/knowledgebases\('([^']+)'\)/retrieve$")
 _EMBED_PATH = re.compile(r"^/openai/deployments/([^/]+)/embeddings$")
 
 
@@ -69,6 +71,9 @@ class FakeSearch:
         index_match = _INDEX_PATH.match(request.path)
         if index_match:
             return self._index(request.method, index_match.group(1), body)
+        retrieve_match = _RETRIEVE_PATH.match(request.path)
+        if retrieve_match and request.method == "POST":
+            return self._retrieve(retrieve_match.group(1), body)
         resource_match = _RESOURCE_PATH.match(request.path)
         if resource_match and request.method == "PUT":
             return self._knowledge(*resource_match.groups(), body)
@@ -118,6 +123,44 @@ class FakeSearch:
         created = f"{collection}/{name}" not in self.knowledge
         self.knowledge[f"{collection}/{name}"] = {**body, "@odata.etag": '"1"'}
         return web.json_response(self.knowledge[f"{collection}/{name}"], status=201 if created else 200)
+
+    def _retrieve(self, name: str, body: dict[str, Any]) -> web.Response:
+        """A knowledge base retrieve: each knowledge source's index searched with its `filterAddOn` (every
+        document that passes is a reference, reranker score 3, its `sourceDataFields` as source data)."""
+        if f"knowledgebases/{name}" not in self.knowledge:
+            return _error(404, "ResourceNotFound", f"knowledge base {name} not found")
+        query = body["intents"][0]["search"]
+        activity: list[dict[str, Any]] = []
+        references: list[dict[str, Any]] = []
+        for params in body.get("knowledgeSourceParams", []):
+            source = self.knowledge[f"knowledgesources/{params['knowledgeSourceName']}"]
+            index = source["searchIndexParameters"]["searchIndexName"]
+            fields = [f["name"] for f in source["searchIndexParameters"]["sourceDataFields"]]
+            try:
+                rows = [d for d in self.documents[index].values() if _matches(d, params.get("filterAddOn"))]
+            except ValueError as exc:
+                return _error(400, "InvalidRequest", str(exc))
+            number = len(activity) + 1
+            activity.append(
+                {
+                    "type": "searchIndex",
+                    "id": number,
+                    "knowledgeSourceName": params["knowledgeSourceName"],
+                    "searchIndexArguments": {"search": query, "filter": params.get("filterAddOn")},
+                }
+            )
+            references += [
+                {
+                    "type": "searchIndex",
+                    "id": str(len(references) + i),
+                    "activitySource": number,
+                    "docKey": d[self._key(index)],
+                    "sourceData": {f: d.get(f) for f in fields},
+                    "rerankerScore": 3.0,
+                }
+                for i, d in enumerate(rows)
+            ]
+        return web.json_response({"response": [], "activity": activity, "references": references})
 
     def _sources(self) -> set[str]:
         return {key.split("/", 1)[1] for key in self.knowledge if key.startswith("knowledgesources/")}

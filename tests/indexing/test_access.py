@@ -1,8 +1,9 @@
 """Who may see what, from the files to the answers: one folder of public and restricted documents (front
 matter and `<meta>`) indexed by the real pipeline into both targets, the local store and a loopback Azure
 AI Search, then asked through the public Answerer API by each kind of asker on every backend: local,
-grounded on Azure AI Search, and On Your Data (whose fake service applies the data source's `filter` to
-the same indexed documents). Each asker gets exactly the documents `Asker.may_see` allows."""
+grounded on the Azure AI Search index, grounded on a knowledge base over it (`filterAddOn`), and On Your
+Data (whose fake service applies the data source's `filter` to the same indexed documents). Each asker
+gets exactly the documents `Asker.may_see` allows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from search_fake import FakeSearch
 
 from indexing.chunking import Chunker
 from indexing.factory import azure_setup
+from indexing.knowledge_base import plan, publish
 from indexing.pipeline import Indexer
 from indexing.targets import LocalTarget
 from rag.contract import Answerer, Asker
@@ -190,3 +192,29 @@ async def test_on_your_data_sends_each_asker_their_filter(
     assert found == {name: expected for name, (_, expected) in ASKERS.items()}
     sent = [r.body["data_sources"][0]["parameters"]["filter"] for r in openai.requests]
     assert sent[0] == sent[1] == "(not groups/any() and not oids/any())"
+
+
+async def test_a_knowledge_base_shows_each_asker_their_documents(
+    folder: Path, make_settings: Make, search: FakeSearch
+) -> None:
+    """The knowledge base's retrieve applies `filterAddOn` as the index search applies `filter`."""
+    settings = make_settings(azure_env(search))
+    setup = azure_setup(settings, retry_base=0.01)
+    try:
+        await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
+    finally:
+        await setup.target.aclose()
+    await publish(settings, *plan(settings, "kb-agentic"))
+    answering = make_settings(
+        {
+            "RAGBOT_BACKEND": "grounded",
+            "RAGBOT_GENERATOR": "extractive",
+            "AZURE_SEARCH_KNOWLEDGE_BASE": "kb-agentic",
+        }
+    )
+    before = len(search.requests)
+    found = await seen_by_each(build_answerer(answering), "what is there")
+    assert found == {name: expected for name, (_, expected) in ASKERS.items()}
+    sent = [r.body for r in search.requests[before:] if r.path.endswith("/retrieve")]
+    (anonymous,) = sent[0]["knowledgeSourceParams"]
+    assert anonymous["filterAddOn"] == "(not groups/any() and not oids/any())"
