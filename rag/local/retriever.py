@@ -12,8 +12,9 @@ tell "who is the CEO of Contoso" from an answerable question (every article says
 notices that the rare, decisive word is missing (a word no chunk holds at all weighs twice its idf), and
 a platform's other names count as its name ("Mac": "macOS"). A keyword-only hit outside the vector
 candidates is given the lowest candidate cosine, an upper bound of its own. `spell` corrects a query word
-no chunk holds to the indexed word it is a typo of ("rset" -> "reset", "maternaty" -> "maternity"); the
-answerer calls it before searching, so the corrected query is the intent every path shows.
+no chunk holds to the indexed word it is a typo of ("rset" -> "reset", "maternaty" -> "maternity"), a word
+some public chunk holds; the answerer calls it before searching, so the corrected query is the intent
+every path shows.
 """
 
 from __future__ import annotations
@@ -266,7 +267,8 @@ def _spelling(store: LocalStore, word: str) -> str | None:
     `LONG_WORD` letters on; a four-letter word only by a missing letter, "rset" -> "reset"),
     the same first letters where any such word exists, else the same first letter, the most common on
     a tie. Index terms are stems, so each is compared in the forms it stands for ("matern" as
-    "maternity"), and a form counts only if the index reads it as that stem; None when nothing is close."""
+    "maternity"), and a form counts only if the index reads it as that stem and a public chunk holds it
+    (the correction is shown to every asker); None when nothing is close."""
     allowed = 1 if len(word) < LONG_WORD else 2
     for prefix in (word[:TYPO_PREFIX], word[:1]):
         found: list[tuple[int, int, int, str, str]] = []
@@ -285,7 +287,7 @@ def _spelling(store: LocalStore, word: str) -> str | None:
                     exact = _edits(word, surface, 2 * allowed + 2, swap_cost=2, change_cost=2)
                     found.append((distance, -df, exact, surface, stem))
         for *_, surface, stem in sorted(found):
-            if store.index_terms(surface) == [stem]:
+            if store.index_terms(surface) == [stem] and store.held_publicly(stem):
                 return surface
     return None
 

@@ -718,6 +718,14 @@ class LocalStore:
                 self._frequencies.update({term: int(counts.get(term, 0)) for term in missing})
             return {term: self._frequencies[term] for term in wanted}
 
+    def held_publicly(self, term: str) -> bool:
+        """Whether a chunk everyone may see holds the index `term`: what a spelling correction, shown to any
+        asker, may use (a word only restricted documents hold would tell that they exist)."""
+        with self._lock, self._reading():
+            index = self._current_vectors()
+            slots, _ = self._term_postings(index, term)
+            return bool(index.allowed([])[slots].any())
+
     def terms_with_prefix(self, prefix: str, limit: int = 500) -> dict[str, int]:
         """Index terms starting with `prefix` (at most `limit`) and how many chunks hold each: the
         candidates a misspelt query term ("pasword") is matched against."""

@@ -136,6 +136,17 @@ async def test_the_local_index_always_trims(index: Path, embedder: LocalEmbedder
     await retriever.aclose()
 
 
+async def test_spelling_never_corrects_to_a_word_only_restricted_documents_hold(
+    index: Path, embedder: LocalEmbedder
+) -> None:
+    """The corrected query is shown to the asker (the intent): a correction to "committee", a word only the
+    HR-only article holds, would tell anyone that such an article exists."""
+    retriever = LocalRetriever(index, embedder)
+    assert await retriever.spell("pay comittee") == "pay comittee"
+    assert await retriever.spell("anual leave") == "annual leave"  # words public articles hold still are
+    await retriever.aclose()
+
+
 async def test_a_misspelt_word_counts_as_the_word_it_is_close_to(
     index: Path, embedder: LocalEmbedder
 ) -> None:
