@@ -218,3 +218,19 @@ async def test_a_knowledge_base_shows_each_asker_their_documents(
     sent = [r.body for r in search.requests[before:] if r.path.endswith("/retrieve")]
     (anonymous,) = sent[0]["knowledgeSourceParams"]
     assert anonymous["filterAddOn"] == "(not groups/any() and not oids/any())"
+
+
+async def test_an_azure_index_without_a_field_for_an_access_list_refuses_the_file(
+    folder: Path, make_settings: Make, search: FakeSearch
+) -> None:
+    """A file naming users cannot go into an index without a users field: it would be everyone's."""
+    settings = make_settings({**azure_env(search), "AZURE_SEARCH_PERMITTED_USERS_COLUMN": ""})
+    setup = azure_setup(settings, retry_base=0.01)
+    try:
+        summary = await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
+    finally:
+        await setup.target.aclose()
+    refused = {error.path: error.reason for error in summary.errors}
+    assert set(refused) == {str(folder / "exec/board-notes.md"), str(folder / "audit/findings.html")}
+    assert all("AZURE_SEARCH_PERMITTED_USERS_COLUMN is unset" in reason for reason in refused.values())
+    assert {d["filepath"] for d in search.docs().values()} == {"kb/password.md", "hr/salary-bands.md"}

@@ -393,6 +393,36 @@ def test_both_searches_show_each_asker_exactly_what_they_may_see(store: LocalSto
     assert both(Asker(aad_object_id="oid-ceo", groups=["hr", "it"])) == everything
 
 
+PRINCIPALS = st.sampled_from(["hr", "it", "oid-1", "oid-2", "a,b", "o'brien"])
+ACCESS = st.tuples(
+    st.lists(PRINCIPALS, max_size=2, unique=True), st.lists(PRINCIPALS, max_size=2, unique=True)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    access=st.lists(ACCESS, min_size=1, max_size=len(PASSAGES)),
+    asker=st.builds(
+        Asker, aad_object_id=st.one_of(st.none(), PRINCIPALS), groups=st.lists(PRINCIPALS, max_size=3)
+    ),
+)
+def test_a_search_returns_exactly_what_the_askers_rule_allows(
+    tmp_path_factory: pytest.TempPathFactory, access: list[tuple[list[str], list[str]]], asker: Asker
+) -> None:
+    keys = list(PASSAGES)
+    path = tmp_path_factory.mktemp("access") / "index.sqlite"
+    with LocalStore(path, dimensions=DIMS, embedder_name="test") as store:
+        for number, (groups, users) in enumerate(access):
+            fill(store, [keys[number]], filepath=f"f{number}.md", groups=tuple(groups), users=tuple(users))
+        allowed = {
+            f"f{number}.md#{keys[number]}"
+            for number, (groups, users) in enumerate(access)
+            if asker.may_see(groups, users)
+        }
+        assert set(ids(store.vector_search(unit(0), 10, asker))) == allowed
+        assert set(ids(store.keyword_search(" ".join(PASSAGES.values()), 10, asker))) <= allowed
+
+
 def test_access_lists_survive_reopening_and_are_compared_on_update(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     with LocalStore(path, dimensions=DIMS) as writer:
