@@ -10,9 +10,9 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from rag.documents import Chunk
+from rag.documents import Chunk, canonical_id
 
 DOC_MARKER = re.compile(r"\[doc(\d+)\]")
 
@@ -145,7 +145,8 @@ class Asker(BaseModel):
     Trimming, the same on every retriever: a document that names no groups and no users is everyone's,
     anonymous askers (None, or no object id and no groups) included; a restricted document is the
     asker's when one of its groups is among `groups` or its users name `aad_object_id` (the Entra object
-    id, as in the `oids` field of Microsoft's samples). Ids compare exactly. The bot fills `groups` and
+    id, as in the `oids` field of Microsoft's samples). Ids compare exactly, except that GUIDs (Entra ids)
+    compare without regard to case (:func:`rag.documents.canonical_id`). The bot fills `groups` and
     `aad_object_id` from a validated identity only, never from anything the user typed or sent.
     """
 
@@ -154,12 +155,24 @@ class Asker(BaseModel):
     aad_object_id: str | None = None
     groups: list[str] = Field(default_factory=list)
 
+    @field_validator("groups")
+    @classmethod
+    def _canonical_groups(cls, groups: list[str]) -> list[str]:
+        return [canonical_id(g) for g in groups]
+
+    @field_validator("aad_object_id")
+    @classmethod
+    def _canonical_user(cls, value: str | None) -> str | None:
+        return canonical_id(value) if value else value
+
     def may_see(self, group_ids: Sequence[str], user_ids: Sequence[str]) -> bool:
         """Whether a document restricted to `group_ids` and `user_ids` (both empty: public) is shown."""
         if not group_ids and not user_ids:
             return True
-        shares_group = not {g for g in self.groups if g}.isdisjoint(group_ids)
-        return shares_group or (bool(self.aad_object_id) and self.aad_object_id in user_ids)
+        shares_group = not {g for g in self.groups if g}.isdisjoint(map(canonical_id, group_ids))
+        return shares_group or (
+            bool(self.aad_object_id) and self.aad_object_id in {canonical_id(u) for u in user_ids}
+        )
 
     @property
     def principals(self) -> list[tuple[str, str]]:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+_GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+
+
+def canonical_id(value: str) -> str:
+    """A group or user id as security trimming compares it: an Entra id (a GUID, whose case carries no
+    meaning) in lower case, as Microsoft Graph writes it; any other id exactly as given."""
+    return value.lower() if _GUID.match(value) else value
 
 
 class Chunk(BaseModel):
@@ -24,6 +34,11 @@ class Chunk(BaseModel):
     heading_path: list[str] = Field(default_factory=list)
     group_ids: list[str] = Field(default_factory=list, description="groups that may see it (trimming)")
     user_ids: list[str] = Field(default_factory=list, description="users (Entra object ids) that may see it")
+
+    @field_validator("group_ids", "user_ids")
+    @classmethod
+    def _canonical(cls, ids: list[str]) -> list[str]:
+        return [canonical_id(i) for i in ids]
 
     @property
     def restricted(self) -> bool:

@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from rag.contract import Asker
-from rag.documents import Chunk, ScoredChunk
+from rag.documents import Chunk, ScoredChunk, canonical_id
 from rag.errors import ConfigError
 from rag.local.embedder import DIMENSIONS, MODEL_NAME
 from rag.local.vectors import Principal, VectorIndex
@@ -818,10 +818,9 @@ def _access(column: str) -> tuple[Principal, ...]:
     if column == "[]":
         return ()
     found = json.loads(column)
-    if isinstance(found, list):
-        return tuple(("group", str(g)) for g in found)
-    return tuple(("group", str(g)) for g in found.get("groups", [])) + tuple(
-        ("user", str(u)) for u in found.get("users", [])
+    groups, users = (found, []) if isinstance(found, list) else (found["groups"], found["users"])
+    return tuple(("group", canonical_id(str(g))) for g in groups) + tuple(
+        ("user", canonical_id(str(u))) for u in users
     )
 
 

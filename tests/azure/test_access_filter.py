@@ -80,3 +80,16 @@ def test_combine_filters() -> None:
     assert combine_filters(None, "") is None
     assert combine_filters("a eq 1", None) == "a eq 1"
     assert combine_filters("a eq 1", "b eq 2") == "(a eq 1) and (b eq 2)"
+
+
+def test_entra_ids_compare_without_regard_to_case() -> None:
+    guid = "6F1C2A5E-0B7D-4C1A-9E3F-2D8B7A6C5E4F"
+    asker = Asker(aad_object_id=guid, groups=[guid.replace("6F", "7A"), "HR-Staff"])
+    assert asker.aad_object_id == guid.lower() and asker.groups == [
+        guid.replace("6F", "7A").lower(),
+        "HR-Staff",
+    ]
+    assert asker.may_see([], [guid.lower()]) and asker.may_see([guid.replace("6F", "7A")], [])
+    assert not asker.may_see(["hr-staff"], [])  # other ids compare exactly
+    built = access_filter(asker, "groups", "oids")
+    assert built is not None and guid not in built and guid.lower() in built

@@ -593,3 +593,10 @@ def test_a_file_rebuilt_for_another_model_is_refused_by_a_running_reader(tmp_pat
             pass
         with pytest.raises(StoreMismatchError, match="model-b"):
             reader.keyword_search("printer", 3)
+
+
+def test_entra_ids_are_kept_in_lower_case(store: LocalStore) -> None:
+    guid = "6F1C2A5E-0B7D-4C1A-9E3F-2D8B7A6C5E4F"
+    fill(store, ["vpn"], filepath="ceo.md", users=(guid,))
+    assert store.file_chunks("ceo.md")[0].user_ids == [guid.lower()]
+    assert ids(store.vector_search(unit(2), 1, Asker(aad_object_id=guid.lower()))) == ["ceo.md#vpn"]
