@@ -47,11 +47,6 @@ class IndexSpec(BaseModel):
     def vector_field(self) -> str | None:
         return self.vector_fields[0] if self.vector_fields else None
 
-    @property
-    def trims(self) -> bool:
-        """Whether the index holds access lists (a groups or a users field): every search is then trimmed."""
-        return bool(self.groups_field or self.users_field)
-
     def access_filter(self, asker: Asker | None) -> str | None:
         """The OData clause limiting a search to what `asker` may see (None: this index does not trim)."""
         return access_filter(asker, self.groups_field, self.users_field)

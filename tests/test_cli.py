@@ -48,7 +48,25 @@ def test_config_masks_secrets_and_names_backend(tmp_path: Path) -> None:
     assert data["azure_search"]["AZURE_SEARCH_KEY"] == "***"
     assert data["bot"]["MicrosoftAppId"] is not None and data["ragbot"]["RAGBOT_BACKEND"] == "auto"
     assert data["backend"]["active"] == "local"
+    assert data["backend"]["trimming"].startswith("on: the local index")
     assert data["bot"]["auth"].startswith("off")
+
+
+@pytest.mark.parametrize(
+    ("columns", "shown"),
+    [
+        ({}, "security trimming: off: the index has no groups or users field"),
+        (
+            {"AZURE_SEARCH_PERMITTED_GROUPS_COLUMN": "groups", "AZURE_SEARCH_PERMITTED_USERS_COLUMN": "oids"},
+            "security trimming: on: the groups field 'groups' and the users field 'oids'",
+        ),
+    ],
+)
+def test_config_says_whether_answers_are_trimmed(tmp_path: Path, columns: dict[str, str], shown: str) -> None:
+    env = {"AZURE_SEARCH_SERVICE": "contoso", "AZURE_SEARCH_INDEX": "kb", **columns}
+    result = ragbot("config", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout
 
 
 def test_config_bad_value_fails_clearly(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 from bot.state import describe
-from rag.settings import choose_backend
+from rag.settings import Settings, choose_backend
 from ragbot.commands._common import load_all
 from ragbot.logs import MASK, mask_urls
 
@@ -27,6 +27,9 @@ which answer backend is active and why:
   on_your_data  Azure OpenAI chat completions with an azure_search data source; retired
                 by Microsoft on 2026-10-14, so only RAGBOT_BACKEND=on_your_data selects it
   local         the embedded default: local index and extractive answers, no cloud
+
+and whether answers are trimmed to what the asker may see (the local index always is; an Azure AI
+Search index when AZURE_SEARCH_PERMITTED_GROUPS_COLUMN or _USERS_COLUMN names its fields).
 
 Each setting is shown under the environment variable that sets it (AZURE_SEARCH_TOP_K,
 RAGBOT_APP_NAME, MicrosoftAppId, ...). A bad value fails here with the variable's name and the
@@ -74,11 +77,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def trimming(settings: Settings, backend: str) -> str:
+    """Who may see what (security trimming), as the active backend applies it."""
+    search, public = settings.search, "(documents naming neither are everyone's)"
+    if backend == "local" or not search.configured:
+        return f"on: the local index keeps each document's groups and users {public}"
+    columns = (("groups", search.permitted_groups_column), ("users", search.permitted_users_column))
+    fields = [f"{what} field {name!r}" for what, name in columns if name]
+    if not fields:
+        return (
+            "off: the index has no groups or users field (AZURE_SEARCH_PERMITTED_GROUPS_COLUMN, "
+            "AZURE_SEARCH_PERMITTED_USERS_COLUMN), so every asker sees every document"
+        )
+    return f"on: the {' and the '.join(fields)} {public}"
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_all()
     choice = choose_backend(settings.rag)
     groups = {
-        "backend": {"active": choice.name, "reason": mask_urls(choice.reason)},
+        "backend": {
+            "active": choice.name,
+            "reason": mask_urls(choice.reason),
+            "trimming": trimming(settings.rag, choice.name),
+        },
         "azure_openai": _masked(settings.rag.openai),
         "azure_search": _masked(settings.rag.search),
         "ragbot": _masked(settings.rag.ragbot),
@@ -93,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(groups, indent=2))
         return 0
     print(f"answer backend: {choice.name}\n  why: {groups['backend']['reason']}")
+    print(f"security trimming: {groups['backend']['trimming']}")
     print(f"conversation state: {groups['bot']['state']}")
     for group, values in groups.items():
         if group == "backend":
