@@ -20,6 +20,7 @@ from bot.headers import hardening_headers
 from bot.hosts import Host, build_host
 from bot.hosts.endpoint import MAX_BODY_BYTES, process
 from bot.http_limits import protocol_factory, raise_open_file_limit, request_deadlines
+from bot.identity import Identities, warn_dev_groups
 from bot.settings import BotSettings
 from bot.state import StateStore, build_store, open_store
 from bot.turns import SOURCES_PREFIX, TurnHandler, TurnTiming
@@ -109,11 +110,15 @@ def create_app(
     timing: TurnTiming | None = None,
     auth_overrides: Mapping[str, Any] | None = None,
     handoff: HandOff | None = None,
+    identities: Identities | None = None,
 ) -> web.Application:
     """The whole service; `storage` defaults to `RAGBOT_STORAGE`, `timing` to Teams' stream pacing,
-    `handoff` to extractive summaries posted to `RAGBOT_HANDOFF_WEBHOOK`."""
+    `handoff` to extractive summaries posted to `RAGBOT_HANDOFF_WEBHOOK`, `identities` to askers known
+    only by what a validated activity says (no group lookup)."""
     if not settings.auth_enabled:
         log.warning(AUTH_OFF_WARNING)
+    identities = identities or Identities(trust_activities=settings.auth_enabled)
+    warn_dev_groups(identities)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[request_deadlines(settings.body_timeout)]
     )
@@ -122,11 +127,11 @@ def create_app(
     app[SETTINGS] = settings
     app[ANSWERER] = answerer
     app[HOST] = host
-    app[TURNS] = TurnHandler(settings, answerer, store, timing=timing, handoff=handoff)
+    app[TURNS] = TurnHandler(settings, answerer, store, timing=timing, handoff=handoff, identities=identities)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/api/messages", messages)
-    add_webchat_routes(app, settings, app[TURNS])
+    add_webchat_routes(app, settings, app[TURNS], identities)
     add_source_routes(app, app[TURNS].library, SOURCES_PREFIX)
     app.on_response_prepare.append(hardening_headers(settings.frame_ancestors))
     app.on_startup.append(_warm_up)
@@ -140,6 +145,7 @@ def create_app(
 
     async def close(app: web.Application) -> None:
         await host.close()
+        await identities.aclose()
         await app[ANSWERER].aclose()
         await app[TURNS].handoff.aclose()
         if storage is None:

@@ -30,6 +30,7 @@ from bot.handoff import HANDOFF_COMMANDS, HandOff, dislike_offer, refusal_hint, 
 from bot.handoff.transcript import thread_transcript
 from bot.handoff.webhook import Delivery
 from bot.hosts.errors import OutboxError
+from bot.identity import ACCESS_UNKNOWN, GroupsUnavailable, Identities, Principal
 from bot.limits import WINDOW_S, tenant_allowed
 from bot.memory import KeyedLocks, RatedAnswer, Snapshot, ThreadMemory
 from bot.outbox import Outbox
@@ -91,11 +92,6 @@ def _message(text: str, **fields: object) -> Activity:
     return {"type": "message", "text": text, "textFormat": "markdown", **fields}
 
 
-def _asker(activity: Activity) -> Asker:
-    user = activity["from"]
-    return Asker(user_id=user.get("id"), tenant_id=tenant_of(activity), aad_object_id=user.get("aadObjectId"))
-
-
 def _recordable(answer: Answer) -> bool:
     """Refusals, filtered and empty answers are failures: they leave the history as it was."""
     return not (answer.refused or answer.finish_reason == "content_filter" or not answer.content.strip())
@@ -110,9 +106,11 @@ class TurnHandler:
         *,
         timing: TurnTiming | None = None,
         handoff: HandOff | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self.settings = settings
         self.handoff = handoff or HandOff(settings)
+        self.identities = identities or Identities(trust_activities=settings.auth_enabled)
         self.answerer = answerer
         self.store = store
         self.timing = timing or TurnTiming()
@@ -127,20 +125,22 @@ class TurnHandler:
         *,
         host: str = "local_directline",
         carrier: Mapping[str, str] | None = None,
+        principal: Principal | None = None,
     ) -> InvokeReply | None:
         """Run one turn; an invoke gets the status and body to answer the HTTP request with.
 
         Traced, the turn is one SERVER span that continues the W3C trace of `carrier` (the inbound
-        request's headers); `host` names who delivered it."""
+        request's headers); `host` names who delivered it. `principal`: the asker a transport of this
+        process vouches for (the local Direct Line's token)."""
         if not telemetry.enabled():
-            return await self._handle(activity, outbox)
+            return await self._handle(activity, outbox, principal)
         with telemetry.span(
             f"turn {activity['type']}",
             self._span_attributes(activity, host),
             kind=SpanKind.SERVER,
             carrier=carrier,
         ):
-            return await self._handle(activity, outbox)
+            return await self._handle(activity, outbox, principal)
 
     def _span_attributes(self, activity: Activity, host: str) -> dict[str, str]:
         attributes = {
@@ -156,10 +156,12 @@ class TurnHandler:
             attributes["ragbot.question"] = question_text(activity)
         return attributes
 
-    async def _handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None:
+    async def _handle(
+        self, activity: Activity, outbox: Outbox, principal: Principal | None
+    ) -> InvokeReply | None:
         kind = activity["type"]
         if kind == "message":
-            await self._on_message(activity, outbox)
+            await self._on_message(activity, outbox, principal)
         elif kind == "conversationUpdate":
             await self._on_conversation_update(activity, outbox)
         elif kind == "event" and activity.get("name") == "webchat/join":
@@ -214,10 +216,10 @@ class TurnHandler:
     def _allowed(self, activity: Activity) -> bool:
         return tenant_allowed(self.settings.allowed_tenants, tenant_of(activity))
 
-    async def _on_message(self, activity: Activity, outbox: Outbox) -> None:
+    async def _on_message(self, activity: Activity, outbox: Outbox, principal: Principal | None) -> None:
         started = time.perf_counter()
         try:
-            result = await self._handle_message(activity, outbox)
+            result = await self._handle_message(activity, outbox, principal)
         except StateError as exc:  # unreachable, full, or still conflicting after every retry
             log.warning("turn not answered: the conversation store is unavailable: %s", exc)
             await outbox.send(_message(MEMORY_DOWN))
@@ -225,7 +227,9 @@ class TurnHandler:
         if result is not None:
             telemetry.record_turn(result, activity["channelId"], started)
 
-    async def _handle_message(self, activity: Activity, outbox: Outbox) -> str | None:
+    async def _handle_message(
+        self, activity: Activity, outbox: Outbox, vouched: Principal | None
+    ) -> str | None:
         """The question's outcome (`telemetry.outcome`), None for anything that was not a question."""
         if needs_mention(activity) and not mentions_bot(activity):
             return None
@@ -233,9 +237,9 @@ class TurnHandler:
             log.info("refused a message from tenant %s", tenant_of(activity))
             await outbox.send(_message(OTHER_TENANT))
             return None
-        user = activity["from"]
+        who = self.identities.principal(activity, vouched)
         wait = await self.store.take(
-            f"rate|{activity['channelId']}|{user.get('aadObjectId') or user['id']}",
+            f"rate|{activity['channelId']}|{who.object_id if who else activity['from']['id']}",
             self.settings.user_turns_per_minute,
             WINDOW_S,
         )
@@ -253,6 +257,14 @@ class TurnHandler:
             await outbox.send(_message(self.help_text(activity)))
             return None
         key = thread_key(activity)
+        asker: Asker | None = None
+        if command not in RESET_COMMANDS + HANDOFF_COMMANDS:
+            try:
+                asker = await self.identities.asker(activity, who)
+            except GroupsUnavailable as exc:
+                log.warning("turn not answered: the asker's groups cannot be read: %s", exc)
+                await outbox.send(_message(ACCESS_UNKNOWN))
+                return "failed"
         async with self.locks.hold(key):
             if command in RESET_COMMANDS:
                 await self.memory.clear_history(key, activity.get("id"))
@@ -263,7 +275,7 @@ class TurnHandler:
             if activity.get("id") and activity["id"] in snapshot.state.seen:
                 log.info("activity %s was already answered; not answering it again", activity["id"])
                 return None
-            if command in HANDOFF_COMMANDS:
+            if asker is None:  # the hand-off command: nothing is searched
                 await self._hand_off(activity, key, snapshot, outbox)
                 return None
             streaming = (
@@ -272,8 +284,8 @@ class TurnHandler:
                 and can_stream(activity["channelId"], conversation_type(activity))
             )
             if streaming:
-                return await self._answer_streamed(activity, key, snapshot, question, outbox)
-            return await self._answer_once(activity, key, snapshot, question, outbox)
+                return await self._answer_streamed(activity, key, snapshot, question, asker, outbox)
+            return await self._answer_once(activity, key, snapshot, question, asker, outbox)
 
     def viewer(self, channel_id: str) -> str | None:
         """Where sources without a url open: the bot's `/sources/` view, when it serves one. Web Chat's
@@ -344,13 +356,13 @@ class TurnHandler:
         return summary, transcript, delivery
 
     async def _answer_once(
-        self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
+        self, activity: Activity, key: str, snapshot: Snapshot, question: str, asker: Asker, outbox: Outbox
     ) -> str:
         typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
         failure: BaseException | None = None
         started = time.perf_counter()
         try:
-            answer = await self.answerer.answer(snapshot.state.history(), question, _asker(activity))
+            answer = await self.answerer.answer(snapshot.state.history(), question, asker)
         except Exception as exc:
             failure = exc
         finally:
@@ -368,7 +380,7 @@ class TurnHandler:
         return telemetry.outcome(answer)
 
     async def _answer_streamed(
-        self, activity: Activity, key: str, snapshot: Snapshot, question: str, outbox: Outbox
+        self, activity: Activity, key: str, snapshot: Snapshot, question: str, asker: Asker, outbox: Outbox
     ) -> str | None:
         teams = channel_kind(activity["channelId"]) == "teams"
         interval = self.timing.stream_interval if teams else self.timing.web_stream_interval
@@ -376,7 +388,7 @@ class TurnHandler:
         viewer = self.viewer(activity["channelId"])
         try:
             if not await streamer.start(informative_text(), as_text=not teams):
-                return await self._answer_once(activity, key, snapshot, question, outbox)
+                return await self._answer_once(activity, key, snapshot, question, asker, outbox)
         except StreamStopped:
             return None
         builder = AnswerBuilder()
@@ -385,7 +397,7 @@ class TurnHandler:
         started, first = time.perf_counter(), True
         try:
             async with asyncio.timeout(self.timing.stream_budget):
-                deltas = paced(self.answerer.stream(snapshot.state.history(), question, _asker(activity)))
+                deltas = paced(self.answerer.stream(snapshot.state.history(), question, asker))
                 try:
                     async for delta in deltas:
                         if first and delta.content:

@@ -34,10 +34,11 @@ class AzureDirectLine:
         yield
         await self._session.close()
 
-    async def new_token(self) -> dict[str, Any]:
-        """`{conversationId, token, expires_in, userId, domain}` for a new visitor."""
+    async def new_token(self, user_id: str | None = None) -> dict[str, Any]:
+        """`{conversationId, token, expires_in, userId, domain}` for a new visitor; `user_id` (a signed-in
+        user's bound id) is kept on every activity the token sends, else a random `dl_...`."""
         assert self._session is not None, "AzureDirectLine.lifecycle must run (app cleanup context)"
-        user_id = f"dl_{secrets.token_urlsafe(12)}"
+        user_id = user_id or f"dl_{secrets.token_urlsafe(12)}"
         headers = {"Authorization": f"Bearer {self._secret.get_secret_value()}"}
         try:
             async with self._session.post(

@@ -26,6 +26,7 @@ from bot.directline.errors import MAX_USER_ACTIVITY_BYTES, error
 from bot.directline.outbox import ConversationOutbox
 from bot.directline.store import Activity, Conversation, ConversationStore, StoreFull, Subscriber
 from bot.directline.tokens import TOKEN_LIFETIME_S, TokenClaims, TokenError, TokenIssuer
+from bot.identity.principal import Principal
 from bot.outbox import Outbox
 from bot.settings import BotSettings
 from bot.turns import InvokeReply
@@ -44,7 +45,9 @@ USER_ACTIVITY_TYPES = ("message", "event", "invoke")
 class Bot(Protocol):
     """What the Direct Line delivers to: the app's turn handler."""
 
-    async def handle(self, activity: Activity, outbox: Outbox) -> InvokeReply | None: ...
+    async def handle(
+        self, activity: Activity, outbox: Outbox, *, principal: Principal | None = None
+    ) -> InvokeReply | None: ...
 
 
 class User(BaseModel):
@@ -132,16 +135,18 @@ class LocalDirectLine:
 
     # --- tokens --------------------------------------------------------------------------------------
 
-    def new_token(self, client: str, user: User | None = None) -> dict[str, Any]:
-        """A fresh conversation id and a token bound to it, to a user (`dl_...` when none is given) and
-        to the client that asked."""
+    def new_token(
+        self, client: str, user: User | None = None, who: Principal | None = None
+    ) -> dict[str, Any]:
+        """A fresh conversation id and a token bound to it, to a user (`dl_...` when none is given), to
+        the client that asked and to the signed-in Entra user `who` (the bot's token endpoint only)."""
         conversation_id = secrets.token_urlsafe(18)
         user_id = (user.id if user else None) or f"dl_{secrets.token_urlsafe(12)}"
         user_name = user.name if user else None
         return {
             "conversationId": conversation_id,
             "userId": user_id,
-            "token": self.tokens.issue(conversation_id, user_id, user_name, client=client),
+            "token": self.tokens.issue(conversation_id, user_id, user_name, client=client, who=who),
             "expires_in": TOKEN_LIFETIME_S,
         }
 
@@ -168,7 +173,11 @@ class LocalDirectLine:
         claims = self.claims(request)
         self.store.get(claims.conversation_id)  # refreshing counts as activity
         token = self.tokens.issue(
-            claims.conversation_id, claims.user_id, claims.user_name, client=claims.client
+            claims.conversation_id,
+            claims.user_id,
+            claims.user_name,
+            client=claims.client,
+            who=claims.principal,
         )
         return web.json_response(
             {"conversationId": claims.conversation_id, "token": token, "expires_in": TOKEN_LIFETIME_S}
@@ -196,7 +205,11 @@ class LocalDirectLine:
         return {
             "conversationId": claims.conversation_id,
             "token": self.tokens.issue(
-                claims.conversation_id, claims.user_id, claims.user_name, client=claims.client
+                claims.conversation_id,
+                claims.user_id,
+                claims.user_name,
+                client=claims.client,
+                who=claims.principal,
             ),
             "expires_in": TOKEN_LIFETIME_S,
             "streamUrl": str(stream_url),
@@ -225,7 +238,7 @@ class LocalDirectLine:
             "membersAdded": [dict(self.bot), dict(user)],
             "from": user,
         }
-        self.accept(conversation, self.stamp(request, conversation, joined))
+        self.accept(conversation, self.stamp(request, conversation, joined), claims.principal)
         return web.json_response(self.conversation_body(request, claims), status=201)
 
     async def reconnect(self, request: web.Request) -> web.Response:
@@ -267,7 +280,7 @@ class LocalDirectLine:
             check_activity(activity, raw)
         except BadActivity as exc:
             raise error(400, "BadArgument", f"not a valid activity: {exc}") from exc
-        return web.json_response({"id": self.accept(conversation, activity)})
+        return web.json_response({"id": self.accept(conversation, activity, claims.principal)})
 
     def stamp(self, request: web.Request, conversation: Conversation, activity: Activity) -> Activity:
         """The fields the Direct Line sets on a user-side activity: channel, conversation, recipient."""
@@ -279,23 +292,28 @@ class LocalDirectLine:
         )
         return activity
 
-    def accept(self, conversation: Conversation, activity: Activity) -> str:
-        """Store and echo a user-side activity, then queue its delivery to the bot."""
+    def accept(self, conversation: Conversation, activity: Activity, who: Principal | None) -> str:
+        """Store and echo a user-side activity, then queue its delivery to the bot, vouching for `who`
+        (the token's signed-in user)."""
         activity_id = conversation.append(activity)
         conversation.pending += 1
-        task = asyncio.create_task(self.deliver(conversation, activity))
+        task = asyncio.create_task(self.deliver(conversation, activity, who))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return activity_id
 
-    async def deliver(self, conversation: Conversation, activity: Activity) -> None:
+    async def deliver(
+        self, conversation: Conversation, activity: Activity, who: Principal | None = None
+    ) -> None:
         """Run the bot's turn on one activity, after the ones before it; a failure is shown in the chat."""
         try:
             async with conversation.lock:
                 failure = ""
                 try:
                     async with asyncio.timeout(BOT_TURN_TIMEOUT_S):
-                        result = await self.turns.handle(activity, ConversationOutbox(activity, conversation))
+                        result = await self.turns.handle(
+                            activity, ConversationOutbox(activity, conversation), principal=who
+                        )
                     if result is not None and result.status >= 400:
                         log.warning(
                             "direct line: the bot answered %d to a %s", result.status, activity["type"]

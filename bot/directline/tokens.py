@@ -14,6 +14,8 @@ from typing import Literal
 
 import jwt
 
+from bot.identity.principal import Principal, principal
+
 TOKEN_LIFETIME_S = 30 * 60
 STREAM_TOKEN_LIFETIME_S = 2 * 60
 ISSUER = "ragbot-directline"
@@ -32,6 +34,8 @@ class TokenClaims:
     scope: Scope
     client: str = ""
     """Who asked for the token (`bot.directline.clients.client_of`): its conversation counts as theirs."""
+    principal: Principal | None = None
+    """The signed-in Entra user the token endpoint found (App Service authentication), if any."""
 
 
 class TokenIssuer:
@@ -48,6 +52,7 @@ class TokenIssuer:
         user_name: str | None = None,
         scope: Scope = "conversation",
         client: str = "",
+        who: Principal | None = None,
     ) -> str:
         now = int(self.clock())
         lifetime = TOKEN_LIFETIME_S if scope == "conversation" else STREAM_TOKEN_LIFETIME_S
@@ -63,6 +68,8 @@ class TokenIssuer:
             claims["name"] = user_name
         if client:
             claims["cli"] = client
+        if who is not None:
+            claims["oid"], claims["tid"] = who.object_id, who.tenant_id
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def verify(self, token: str, scope: Scope = "conversation") -> TokenClaims:
@@ -87,4 +94,5 @@ class TokenIssuer:
             user_name=claims.get("name"),
             scope=scope,
             client=str(claims.get("cli") or ""),
+            principal=principal(claims.get("oid"), claims.get("tid")),
         )

@@ -17,6 +17,7 @@ from yarl import URL
 
 from bot.directline import AzureDirectLine, Bot, DirectLineUnavailable, LocalDirectLine
 from bot.directline.clients import StartLimits, client_of
+from bot.identity import Identities
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,11 @@ class ChatPage:
         settings: BotSettings,
         source: LocalDirectLine | AzureDirectLine | None,
         limits: StartLimits,
+        identities: Identities,
         unavailable: str = "",
     ) -> None:
         self.source = source
+        self.identities = identities
         self.limits = limits
         self.unavailable = unavailable
         self.page = Template(PAGE_TEMPLATE.read_text(encoding="utf-8")).substitute(
@@ -69,14 +72,18 @@ class ChatPage:
     async def token(self, request: web.Request) -> web.Response:
         """`{token, conversationId, userId, expires_in[, domain]}`; `domain` only when not this server.
 
-        Limited per client, as `tokens/generate` (the same count): each token may start a conversation."""
+        Limited per client, as `tokens/generate` (the same count): each token may start a conversation.
+        A user signed in through App Service authentication (when trusted) is bound into the token's user,
+        so every message the page sends is theirs and no other's."""
         client = client_of(request)
         self.limits.check("token", client)
+        who = self.identities.from_headers(request.headers)
         try:
             if isinstance(self.source, LocalDirectLine):
-                body: dict[str, Any] = self.source.new_token(client)
+                body: dict[str, Any] = self.source.new_token(client, who=who)
             elif isinstance(self.source, AzureDirectLine):
-                body = await self.source.new_token()
+                binding = self.identities.binding
+                body = await self.source.new_token(binding.bind(who) if who and binding else None)
             else:
                 return error_response(503, "WebChatUnavailable", self.unavailable)
         except DirectLineUnavailable as exc:
@@ -89,9 +96,11 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-def add_webchat_routes(app: web.Application, settings: BotSettings, bot: Bot) -> None:
+def add_webchat_routes(
+    app: web.Application, settings: BotSettings, bot: Bot, identities: Identities | None = None
+) -> None:
     """Mount `GET /`, `/static/`, `POST /api/directline/token` and, in local mode, `/v3/directline`
-    (which hands the visitors' activities to `bot`)."""
+    (which hands the visitors' activities to `bot`); `identities` reads the token requests' signed-in user."""
     source: LocalDirectLine | AzureDirectLine | None = None
     unavailable = ""
     limits = StartLimits(settings.directline_starts_per_minute)
@@ -107,7 +116,7 @@ def add_webchat_routes(app: web.Application, settings: BotSettings, bot: Bot) ->
         source = LocalDirectLine(settings, bot, limits)
         source.add_routes(app)
         app[LOCAL_DIRECT_LINE] = source
-    page = ChatPage(settings, source, limits, unavailable)
+    page = ChatPage(settings, source, limits, identities or Identities(), unavailable)
     app.router.add_get("/", page.index)
     app.router.add_post("/api/directline/token", page.token)
     app.router.add_static("/static/", STATIC_DIR)

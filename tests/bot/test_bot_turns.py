@@ -125,12 +125,15 @@ async def test_other_tenants_are_refused_without_retrieval(make_bot: MakeBot) ->
     assert len(bot.answerer.calls) == 1
 
 
-async def test_the_asking_user_is_passed_for_security_trimming(make_bot: MakeBot) -> None:
+async def test_without_inbound_auth_an_activity_names_no_entra_user(make_bot: MakeBot) -> None:
+    """Anyone may post to an auth-off bot: its `aadObjectId` is the client's word, so it opens nothing
+    (tests/bot/test_identity_http.py has the validated case)."""
     bot = await make_bot()
-    await bot.ask(activity(bot.service_url, "vpn", user_id="29:ann", aad_object_id="aad-ann"))
+    ann = "0c6f3a52-7d1e-4f0e-9a57-3f4a1c2b9d10"
+    await bot.ask(activity(bot.service_url, "vpn", user_id="29:ann", aad_object_id=ann))
     user = bot.answerer.calls[0].user
     assert user is not None
-    assert (user.tenant_id, user.aad_object_id, user.user_id) == (TENANT, "aad-ann", "29:ann")
+    assert (user.tenant_id, user.aad_object_id, user.user_id, user.groups) == (TENANT, None, "29:ann", [])
 
 
 async def test_floods_are_answered_politely(make_bot: MakeBot) -> None:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.identity import Principal
 from bot.outbox import Outbox
 from bot.settings import BotSettings
 from bot.web import add_webchat_routes
@@ -31,11 +32,14 @@ class RecordingBot:
     def __init__(self) -> None:
         self.received: list[Activity] = []
         self.reply_ids: list[str | None] = []
+        self.principals: list[Principal | None] = []
+        """What the Direct Line vouched for, per activity received."""
         self.release = asyncio.Event()
         """Messages saying "hold" wait for this, keeping their turns open."""
 
-    async def handle(self, activity: Activity, outbox: Outbox) -> None:
+    async def handle(self, activity: Activity, outbox: Outbox, *, principal: Principal | None = None) -> None:
         self.received.append(activity)
+        self.principals.append(principal)
         if activity["type"] != "message":
             return
         if activity.get("text") == "fail":
