@@ -137,9 +137,7 @@ class GraphGroups:
         return url
 
     async def _page(self, url: URL) -> _Page | None:
-        """One page; None for 404 (unknown user). Retries 429/503/504 within the bounds above, and a
-        401 once with a fresh token."""
-        refreshed = False
+        """One page; None for 404 (unknown user). Retries 429/503/504 within the bounds above."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 header = await self.tokens.header()
@@ -164,10 +162,6 @@ class GraphGroups:
                     raise GroupsUnavailable("Graph's answer is not a list of groups") from exc
             if status == 404:
                 return None
-            if status == 401 and not refreshed:
-                self.tokens.forget()
-                refreshed = True
-                continue
             if status in RETRIED and attempt < ATTEMPTS:
                 wait = retry_after(headers)
                 if wait <= MAX_RETRY_AFTER:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, SecretStr
 
+from bot.identity.settings import IdentitySettings
 from bot.settings import BotSettings
 from bot.telemetry import TelemetrySettings
 from rag.settings import Settings, load_settings, read_env_model
@@ -13,6 +14,7 @@ from ragbot.logs import LogSettings, setup_logging
 class AllSettings(BaseModel):
     rag: Settings
     bot: BotSettings
+    identity: IdentitySettings
     log: LogSettings
     telemetry: TelemetrySettings
 
@@ -22,6 +24,7 @@ def load_all() -> AllSettings:
     return AllSettings(
         rag=load_settings(),
         bot=read_env_model(BotSettings),
+        identity=read_env_model(IdentitySettings),
         log=read_env_model(LogSettings),
         telemetry=read_env_model(TelemetrySettings),
     )
@@ -41,5 +44,7 @@ def secret_values(*models: BaseModel) -> list[str]:
 
 def init() -> AllSettings:
     settings = load_all()
-    setup_logging(settings.log, secret_values(settings.rag, settings.bot, settings.telemetry))
+    setup_logging(
+        settings.log, secret_values(settings.rag, settings.bot, settings.telemetry, settings.identity)
+    )
     return settings

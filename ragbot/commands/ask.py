@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.identity import graph_groups, principal
 from bot.pacing import paced
 from bot.render.failures import FILTERED_ANSWER, NO_ANSWER, NOT_IN_KNOWLEDGE_BASE
 from bot.render.sources import cite, cite_partial
-from rag.contract import REFUSAL, Answer, AnswerBuilder, Answerer, Turn
-from rag.errors import ContentFiltered, RagError
+from rag.contract import REFUSAL, Answer, AnswerBuilder, Answerer, Asker, Turn
+from rag.errors import ConfigError, ContentFiltered, RagError
 from rag.factory import build_answerer
 from ragbot.commands._common import AllSettings, init
 from ragbot.logs import redact
@@ -32,6 +33,11 @@ number per document, 1, 2, ... by first use). Examples:
   ragbot ask --history "How do I connect to the VPN on Windows?" "and on a Mac?"
   ragbot ask --json "vpn error 809"
   ragbot ask --batch samples/helpdesk/questions.jsonl --json > answers.jsonl
+
+--user OBJECT_ID asks as that Entra user: documents restricted to them or to a group they are in
+(read from Microsoft Graph, as the bot does) are searched too; --groups a,b asks as a member of
+those groups. Without either, only unrestricted documents are searched (as for anonymous users
+of the bot) whenever documents are restricted.
 
 --json prints the answer with `citations` holding only the documents it cites (renumbered
 [doc1], [doc2], ... like the text), every retrieved document under `retrieved`, and `refused`.
@@ -65,13 +71,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print the Answer as JSON (one line per question)"
     )
     parser.add_argument("--stream", action="store_true", help="print the answer as it streams")
+    parser.add_argument(
+        "--user",
+        metavar="OBJECT_ID",
+        help="ask as this Entra user (object id); their groups come from Microsoft Graph",
+    )
+    parser.add_argument(
+        "--groups", metavar="A,B", default="", help="ask as a member of these group ids (comma-separated)"
+    )
 
 
-async def _with_history(answerer: Answerer, earlier: list[str]) -> list[Turn]:
+async def _with_history(answerer: Answerer, earlier: list[str], asker: Asker) -> list[Turn]:
     """Answer each earlier user turn in order, so the history carries real answers and intents."""
     history: list[Turn] = []
     for text in earlier:
-        answer = await answerer.answer(history, text)
+        answer = await answerer.answer(history, text, asker)
         history += [
             Turn(role="user", content=text),
             Turn(role="assistant", content=answer.content, citations=answer.citations, intent=answer.intent),
@@ -114,12 +128,12 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return body
 
 
-async def _print_stream(answerer: Answerer, history: list[Turn], question: str) -> None:
+async def _print_stream(answerer: Answerer, history: list[Turn], question: str, asker: Asker) -> None:
     """Print the answer as its pieces arrive: text before the first citation marker goes out at once,
     then each piece as soon as its markers can be numbered; sources and searches follow."""
     builder = AnswerBuilder()
     shown = ""
-    async for delta in paced(answerer.stream(history, question)):
+    async for delta in paced(answerer.stream(history, question, asker)):
         builder.add(delta)
         answer = builder.answer
         text = cite_partial(builder.text, answer.citations if answer.citations else None)
@@ -137,14 +151,14 @@ async def _print_stream(answerer: Answerer, history: list[Turn], question: str) 
     print(rest, flush=True)
 
 
-async def _ask(args: argparse.Namespace, answerer: Answerer) -> int:
+async def _ask(args: argparse.Namespace, answerer: Answerer, asker: Asker) -> int:
     if args.batch:
         for raw in args.batch.read_text(encoding="utf-8").splitlines():
             if not raw.strip():
                 continue
             line = QuestionLine.model_validate_json(raw)
-            history = await _with_history(answerer, line.history)
-            answer = await answerer.answer(history, line.question)
+            history = await _with_history(answerer, line.history, asker)
+            answer = await answerer.answer(history, line.question, asker)
             if args.json:
                 print(
                     json.dumps({"id": line.id, "answer": answer_json(answer)}, ensure_ascii=False), flush=True
@@ -154,11 +168,11 @@ async def _ask(args: argparse.Namespace, answerer: Answerer) -> int:
                 print(plain_text(answer))
                 print()
         return 0
-    history = await _with_history(answerer, args.history)
+    history = await _with_history(answerer, args.history, asker)
     if args.stream and not args.json:
-        await _print_stream(answerer, history, args.question)
+        await _print_stream(answerer, history, args.question, asker)
         return 0
-    answer = await answerer.answer(history, args.question)
+    answer = await answerer.answer(history, args.question, asker)
     if args.json:
         print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False))
     else:
@@ -179,8 +193,26 @@ def not_ready_hint(settings: AllSettings, reason: str) -> str:
     )
 
 
+async def asker_of(args: argparse.Namespace, settings: AllSettings) -> Asker:
+    """`--groups` as given; `--user` with the groups Microsoft Graph has for them (GroupsUnavailable,
+    exit 1, when Graph cannot say)."""
+    groups = [group.strip() for group in args.groups.split(",") if group.strip()]
+    if not args.user:
+        return Asker(groups=groups)
+    who = principal(args.user)
+    if who is None:
+        raise ConfigError(f"--user must be an Entra object id (a GUID), got {args.user!r}")
+    lookup = graph_groups(settings.identity, settings.bot)
+    try:
+        groups += await lookup.groups(who.object_id)
+    finally:
+        await lookup.aclose()
+    return Asker(aad_object_id=who.object_id, groups=list(dict.fromkeys(groups)))
+
+
 async def _main(args: argparse.Namespace) -> int:
     settings = init()
+    asker = await asker_of(args, settings)
     answerer = build_answerer(settings.rag)
     try:
         reason = await answerer.ready()
@@ -190,7 +222,7 @@ async def _main(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2  # no index, an unreadable one, refused credentials: set-up to fix, as serve's exit 2
-        return await _ask(args, answerer)
+        return await _ask(args, answerer, asker)
     except RagError as exc:
         if args.json:  # a JSON reader gets an object too, not nothing (stderr says it for people)
             print(json.dumps({"error": error_json(exc)}, ensure_ascii=False), flush=True)

@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "azure_search": _masked(settings.rag.search),
         "ragbot": _masked(settings.rag.ragbot),
         "bot": _masked(settings.bot),
+        "identity": _masked(settings.identity),
         "logging": _masked(settings.log),
         "telemetry": _masked(settings.telemetry),
     }

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         LocalEmbedder().warm_up()
     from bot.app import ListenError, create_app, serve
     from bot.handoff import HandOff
+    from bot.identity import build_identities
     from bot.state import describe
     from bot.telemetry import setup
     from rag.factory import build_answerer
@@ -83,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
     log.info("conversation state: %s", describe(bot))
     handoff = HandOff(bot, summary_client(settings.rag))
-    app = create_app(bot, build_answerer(settings.rag), handoff=handoff)
+    identities = build_identities(
+        settings.identity, bot, groups_column=bool(settings.rag.search.permitted_groups_column)
+    )
+    log.info("who asks: %s", identities.describe())
+    app = create_app(bot, build_answerer(settings.rag), handoff=handoff, identities=identities)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     stop_telemetry = setup(settings.telemetry)
     try:

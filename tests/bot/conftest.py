@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.handoff import HandOff
+from bot.identity import Identities
 from bot.settings import BotSettings
 from bot.state import StateStore
 from bot.turns import TurnTiming
@@ -71,6 +72,7 @@ def make_bot(
         timing: TurnTiming | None = None,
         auth_overrides: dict[str, Any] | None = None,
         handoff: HandOff | None = None,
+        identities: Identities | None = None,
         **overrides: Any,
     ) -> Bot:
         fake, service_url = connector
@@ -86,6 +88,7 @@ def make_bot(
             ),
             auth_overrides=auth_overrides,
             handoff=handoff,
+            identities=identities,
         )
         client = await aiohttp_client(app)
         return Bot(client, fake, answerer, service_url, settings)
