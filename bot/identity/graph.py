@@ -22,6 +22,7 @@ from yarl import URL
 from bot.identity.errors import GroupsUnavailable
 from rag.azure.auth import BearerTokens
 from rag.errors import AuthError
+from rag.http_sessions import client_session
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ class GraphGroups:
     @property
     def session(self) -> ClientSession:
         if self._session is None or self._session.closed:
-            self._session = ClientSession(timeout=ClientTimeout(total=self.timeout))
+            self._session = client_session(
+                timeout=ClientTimeout(total=self.timeout), limit=CONCURRENT_LOOKUPS
+            )
         return self._session
 
     async def aclose(self) -> None:

@@ -128,7 +128,9 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return body
 
 
-async def _print_stream(answerer: Answerer, history: list[Turn], question: str, asker: Asker) -> None:
+async def _print_stream(
+    answerer: Answerer, history: list[Turn], question: str, asker: Asker | None = None
+) -> None:
     """Print the answer as its pieces arrive: text before the first citation marker goes out at once,
     then each piece as soon as its markers can be numbered; sources and searches follow."""
     builder = AnswerBuilder()
