@@ -31,6 +31,7 @@ from tests.bot.conftest import MakeBot
 from tests.bot.fakes import activity
 from tests.bot.graph_fake import CLIENT_ID, CLIENT_SECRET, TENANT, GraphWorld, graph_world
 from tests.bot.test_bot_http import SERVICE_URL, OpenIdServer, auth_overrides, signing, token
+from tests.commandline import run_ragbot
 
 __all__ = ["signing"]  # the module-scoped key + OpenID server fixture
 
@@ -298,3 +299,46 @@ async def test_what_a_client_writes_into_an_activity_names_nobody(
     )
     asker = bot.answerer.calls[-1].user
     assert asker is not None and asker.aad_object_id == ANN and HR in asker.groups
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+
+async def test_ragbot_ask_as_a_user_reads_their_groups_from_graph(hr_index: Path, world: GraphWorld) -> None:
+    env = {
+        "RAGBOT_DATA_DIR": str(hr_index),
+        "AZURE_SEARCH_PERMITTED_GROUPS_COLUMN": "groups",
+        "MicrosoftAppId": CLIENT_ID,
+        "MicrosoftAppPassword": CLIENT_SECRET,
+        "MicrosoftAppTenantId": TENANT,
+        "RAGBOT_GRAPH_ENDPOINT": world.graph.url,
+        "RAGBOT_GRAPH_AUTHORITY": world.authority,
+        "SSL_CERT_FILE": str(world.ca),  # trust the loopback Entra ID
+    }
+
+    async def ask(*args: str) -> Any:
+        return await asyncio.to_thread(run_ragbot, "ask", "--json", *args, QUESTION, cwd=hr_index, env=env)
+
+    member, non_member = await ask("--user", ANN), await ask("--groups", STAFF)
+    assert member.returncode == 0, member.stderr
+    assert [c["title"] for c in json.loads(member.stdout)["citations"]] == [HR_TITLE]
+    assert non_member.returncode == 0, non_member.stderr
+    assert HR_TITLE not in non_member.stdout
+    assert world.graph.asked == [ANN, ANN]
+    world.graph.faults = [(403, "")]
+    refused = await ask("--user", BOB)
+    assert refused.returncode == 1
+    assert "GroupsUnavailable" in refused.stderr and "GroupMember.Read.All" in refused.stderr
+
+
+async def test_dev_user_groups_make_every_local_asker_a_member_and_say_so_loudly(
+    make_bot: MakeBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity = IdentitySettings(_env_file=None, dev_user_groups=f"{HR}, {STAFF}")
+    local = build_identities(identity, BotSettings(_env_file=None), groups_column=True)
+    caplog.set_level(logging.WARNING, logger="bot.identity")
+    bot = await make_bot(identities=local, streaming=False)
+    assert f"RAGBOT_DEV_USER_GROUPS IS SET: every asker counts as a member of {HR}, {STAFF}" in caplog.text
+    await bot.ask(activity(bot.service_url, QUESTION))
+    asker = bot.answerer.calls[-1].user
+    assert asker is not None and asker.groups == [HR, STAFF] and asker.aad_object_id is None
