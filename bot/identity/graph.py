@@ -143,9 +143,12 @@ class GraphGroups:
         """One page; None for 404 (unknown user). Retries 429/503/504 within the bounds above."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                header = await self.tokens.header()
+                async with asyncio.timeout(self.timeout):
+                    header = await self.tokens.header()
             except AuthError as exc:
                 raise GroupsUnavailable(f"no token for Microsoft Graph: {exc}") from exc
+            except TimeoutError as exc:
+                raise GroupsUnavailable(f"no token for Microsoft Graph within {self.timeout:g} s") from exc
             try:
                 async with self.session.get(
                     url, headers={"Authorization": header, "ConsistencyLevel": "eventual"}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import secrets
@@ -50,11 +51,14 @@ class FakeGraph:
     valid_tokens: set[str] = field(default_factory=set)
     asked: list[str] = field(default_factory=list)
     """The user id of every group request, in order."""
+    delay: float = 0.0
+    """Seconds before each answer (a slow Graph)."""
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         oid = request.match_info["oid"]
         self.asked.append(oid)
+        await asyncio.sleep(self.delay)
         if self.faults:
             status, retry_after = self.faults.pop(0)
             headers = {"Retry-After": retry_after} if retry_after else {}

@@ -105,6 +105,17 @@ async def test_what_cannot_be_read_fails_and_is_not_cached(
         await groups.aclose()
 
 
+async def test_a_slow_graph_fails_within_its_deadlines(world: GraphWorld) -> None:
+    world.graph.delay = 5.0
+    groups = lookup(world, graph_timeout=0.2)
+    try:
+        with pytest.raises(GroupsUnavailable, match="did not answer"):
+            await groups.groups(ANN)
+        assert len(world.graph.asked) == 3  # each attempt cut at its deadline
+    finally:
+        await groups.aclose()
+
+
 async def test_no_token_fails_closed(world: GraphWorld) -> None:
     world.entra.fail = True
     groups = lookup(world)
