@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +24,12 @@ def test_run_installs_no_development_tools() -> None:
 
 def test_test_installs_the_development_tools() -> None:
     assert any(line.endswith("-e '.[dev]'") for line in planned("test"))
+
+
+def test_a_venv_left_without_pip_is_mended(tmp_path: Path) -> None:
+    """Debian without python3-venv leaves .venv with python but no pip; once the package is installed,
+    `make run` again must finish the venv rather than fail on `python -m pip`."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", ".venv"], cwd=tmp_path, check=True)
+    create = next(line for line in planned("install") if " -m venv " in line)
+    subprocess.run(create.replace("python3", sys.executable, 1), shell=True, cwd=tmp_path, check=True)
+    assert (tmp_path / ".venv" / "bin" / "pip").exists()
