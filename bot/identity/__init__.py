@@ -30,6 +30,7 @@ __all__ = [
     "IdentitySettings",
     "Principal",
     "build_identities",
+    "describe",
     "from_headers",
     "graph_groups",
     "principal",
@@ -100,16 +101,35 @@ class Identities:
             groups=list(dict.fromkeys(groups)),
         )
 
-    def describe(self) -> str:
-        if self.dev_groups:
-            return f"development groups {', '.join(self.dev_groups)} for every asker"
-        if self.groups is None:
-            return "no group lookup (restricted documents match by user only)"
-        return f"groups from Microsoft Graph (tenant {self.tenant_id}), cached {self.groups.ttl:.0f} s"
-
     async def aclose(self) -> None:
         if self.groups is not None:
             await self.groups.aclose()
+
+
+def looks_up_groups(identity: IdentitySettings, bot: BotSettings, *, groups_column: bool) -> bool:
+    """Whether askers' groups are read from Graph: asked for (`graph`, or `auto` with a groups field) and
+    someone can be identified at all (inbound auth on, or App Service authentication trusted)."""
+    wanted = identity.group_lookup == "graph" or (identity.group_lookup == "auto" and groups_column)
+    return wanted and (bot.auth_enabled or identity.trust_principal_headers)
+
+
+def describe(identity: IdentitySettings, bot: BotSettings, *, groups_column: bool) -> str:
+    """One line for `ragbot config` and `ragbot serve`: who can be identified, and where groups come from."""
+    if identity.dev_user_groups and not bot.auth_enabled:
+        groups = ", ".join(identity.dev_user_groups)
+        return f"every asker is in {groups} (RAGBOT_DEV_USER_GROUPS, local use only)"
+    sources = []
+    if bot.auth_enabled:
+        sources.append("Teams users (validated activities)")
+    if identity.trust_principal_headers:
+        sources.append("web chat users signed in by App Service authentication")
+    if not sources:
+        return "everyone is anonymous (inbound auth off, App Service authentication not trusted)"
+    if looks_up_groups(identity, bot, groups_column=groups_column):
+        groups = f"their groups from Microsoft Graph ({identity.graph_endpoint})"
+    else:
+        groups = f"no groups read (RAGBOT_GROUP_LOOKUP={identity.group_lookup})"
+    return f"{' and '.join(sources)}; {groups}; anyone else is anonymous"
 
 
 def graph_tenant(identity: IdentitySettings, bot: BotSettings) -> str:
@@ -180,12 +200,12 @@ def build_identities(
             "RAGBOT_DEV_USER_GROUPS is for local use only and MicrosoftAppId is set: unset it (groups then "
             "come from Microsoft Graph, RAGBOT_GROUP_LOOKUP)"
         )
-    vouching = bot.auth_enabled or identity.trust_principal_headers
-    lookup = identity.group_lookup == "graph" or (identity.group_lookup == "auto" and groups_column)
     secret = bot.direct_line_secret.get_secret_value() if bot.direct_line_secret else ""
     tenant = identity.graph_tenant_id or bot.app_tenant_id
     return Identities(
-        groups=graph_groups(identity, bot, **transport) if lookup and vouching else None,
+        groups=graph_groups(identity, bot, **transport)
+        if looks_up_groups(identity, bot, groups_column=groups_column)
+        else None,
         tenant_id="" if tenant.lower() in MULTI_TENANT_TENANTS else tenant,
         trust_activities=bot.auth_enabled,
         binding=UserBinding(secret) if secret else None,

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from azure.core.credentials_async import AsyncTokenCredential
@@ -21,6 +18,7 @@ from yarl import URL
 
 from bot.identity.errors import GroupsUnavailable
 from rag.azure.auth import BearerTokens
+from rag.azure.retry import server_delay
 from rag.errors import AuthError
 from rag.http_sessions import client_session
 
@@ -48,20 +46,13 @@ class _Page(BaseModel):
     next_link: str | None = Field(default=None, alias="@odata.nextLink")
 
 
-def retry_after(headers: Any, default: float = 1.0) -> float:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    raw = headers.get("Retry-After")
-    if not raw:
-        return default
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+class _ErrorBody(BaseModel):
+    code: str = ""
+    message: str = ""
+
+
+class GraphError(BaseModel):
+    error: _ErrorBody
 
 
 def _graph_error(body: bytes) -> str:
@@ -71,15 +62,6 @@ def _graph_error(body: bytes) -> str:
     except ValidationError:
         return ""
     return f" ({error.code}: {error.message[:200]})"
-
-
-class _ErrorBody(BaseModel):
-    code: str = ""
-    message: str = ""
-
-
-class GraphError(BaseModel):
-    error: _ErrorBody
 
 
 class GraphGroups:
@@ -169,7 +151,8 @@ class GraphGroups:
             if status == 404:
                 return None
             if status in RETRIED and attempt < ATTEMPTS:
-                wait = retry_after(headers)
+                wait = server_delay(headers)
+                wait = 1.0 if wait is None else wait
                 if wait <= MAX_RETRY_AFTER:
                     await asyncio.sleep(wait)
                     continue

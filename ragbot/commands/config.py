@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
+from bot.identity import describe as describe_askers
 from bot.state import describe
 from rag.settings import Settings, choose_backend
 from ragbot.commands._common import load_all
@@ -112,12 +113,16 @@ def run(args: argparse.Namespace) -> int:
     groups["telemetry"]["export"] = settings.telemetry.describe()
     groups["bot"]["auth"] = "on" if settings.bot.auth_enabled else "off (no MicrosoftAppId)"
     groups["bot"]["state"] = describe(settings.bot)
+    groups["identity"]["askers"] = describe_askers(
+        settings.identity, settings.bot, groups_column=bool(settings.rag.search.permitted_groups_column)
+    )
     if args.json:
         print(json.dumps(groups, indent=2))
         return 0
     print(f"answer backend: {choice.name}\n  why: {groups['backend']['reason']}")
     print(f"security trimming: {groups['backend']['trimming']}")
     print(f"conversation state: {groups['bot']['state']}")
+    print(f"who asks: {groups['identity']['askers']}")
     for group, values in groups.items():
         if group == "backend":
             continue

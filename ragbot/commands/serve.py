@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.app import ListenError, create_app, serve
     from bot.handoff import HandOff
     from bot.identity import build_identities
+    from bot.identity import describe as describe_askers
     from bot.state import describe
     from bot.telemetry import setup
     from rag.factory import build_answerer
@@ -84,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
     log.info("answer backend: %s (%s)", choice.name, choice.reason)
     log.info("conversation state: %s", describe(bot))
     handoff = HandOff(bot, summary_client(settings.rag))
-    identities = build_identities(
-        settings.identity, bot, groups_column=bool(settings.rag.search.permitted_groups_column)
-    )
-    log.info("who asks: %s", identities.describe())
+    groups_column = bool(settings.rag.search.permitted_groups_column)
+    identities = build_identities(settings.identity, bot, groups_column=groups_column)
+    log.info("who asks: %s", describe_askers(settings.identity, bot, groups_column=groups_column))
     app = create_app(bot, build_answerer(settings.rag), handoff=handoff, identities=identities)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     stop_telemetry = setup(settings.telemetry)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.identity import GroupsUnavailable, Principal, build_identities, from_headers, graph_groups
+from bot.identity import GroupsUnavailable, Principal, build_identities, describe, from_headers, graph_groups
 from bot.identity.cache import CachedGroups
 from bot.identity.principal import UserBinding
 from bot.identity.settings import IdentitySettings
@@ -254,3 +254,22 @@ def test_a_bound_direct_line_user_id_is_verified_by_its_mac() -> None:
     assert UserBinding("another-secret").verify(bound) is None
     assert binding.verify(bound.replace(ANN, BOB)) is None
     assert binding.verify(f"dl_{ANN}") is None
+
+
+def test_the_summary_says_who_can_be_identified_and_where_groups_come_from() -> None:
+    local = BotSettings(_env_file=None)
+    teams = BotSettings(_env_file=None, app_id=CLIENT_ID, app_type="SingleTenant", app_tenant_id=TENANT)
+    auto = IdentitySettings(_env_file=None)
+    assert describe(auto, local, groups_column=True).startswith("everyone is anonymous")
+    assert "no groups read (RAGBOT_GROUP_LOOKUP=auto)" in describe(auto, teams, groups_column=False)
+    assert "Teams users (validated activities); their groups from Microsoft Graph" in describe(
+        auto, teams, groups_column=True
+    )
+    headers = IdentitySettings(_env_file=None, trust_principal_headers=True, group_lookup="graph")
+    assert describe(headers, local, groups_column=False).startswith(
+        "web chat users signed in by App Service authentication; their groups from Microsoft Graph"
+    )
+    dev = IdentitySettings(_env_file=None, dev_user_groups="hr-staff")
+    assert describe(dev, local, groups_column=False) == (
+        "every asker is in hr-staff (RAGBOT_DEV_USER_GROUPS, local use only)"
+    )
