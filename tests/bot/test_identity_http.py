@@ -1,8 +1,9 @@
 """Permission-aware answers through `/api/messages` with inbound auth on: who asks decides what is cited.
 
 A Teams user's groups come from a loopback Microsoft Graph (app-only token from a loopback Entra ID);
-a restricted HR document in a real local index is cited for a member of its group and for nobody else;
-Graph failing fails the turn closed; what a client writes into an activity names nobody.
+a restricted HR document in a real local index is cited for a member of its group and for nobody else,
+and on a loopback Azure AI Search the filter sent carries each asker's Graph groups; Graph failing fails
+the turn closed; what a client writes into an activity names nobody.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from bot.identity.principal import Principal, UserBinding
 from bot.identity.settings import IdentitySettings
 from bot.settings import BotSettings
 from indexing.chunking import Chunker
-from indexing.factory import EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP
+from indexing.factory import EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP, azure_setup
 from indexing.pipeline import Indexer
 from indexing.targets import LocalTarget
 from rag.factory import build_answerer
@@ -32,6 +34,8 @@ from tests.bot.fakes import activity
 from tests.bot.graph_fake import CLIENT_ID, CLIENT_SECRET, TENANT, GraphWorld, graph_world
 from tests.bot.test_bot_http import SERVICE_URL, OpenIdServer, auth_overrides, signing, token
 from tests.commandline import run_ragbot
+from tests.indexing.search_fake import FakeSearch
+from tests.loopback import serve
 
 __all__ = ["signing"]  # the module-scoped key + OpenID server fixture
 
@@ -114,8 +118,8 @@ async def replies(bot: Any, key: Any, inbound: dict[str, Any], **headers: str) -
 
 
 @pytest.fixture(scope="module")
-def hr_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real local index: a public VPN article and an HR article restricted to the HR group."""
+def hr_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A public VPN article and an HR article restricted to the HR group."""
     root = tmp_path_factory.mktemp("kb")
     (root / "it").mkdir()
     (root / "hr").mkdir()
@@ -130,13 +134,19 @@ def hr_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "and band E3 pays 70,000 to 88,000 EUR a year. Bands are reviewed every April.\n",
         encoding="utf-8",
     )
+    return root
+
+
+@pytest.fixture(scope="module")
+def hr_index(hr_docs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documents in a real local index (its data directory)."""
     data = tmp_path_factory.mktemp("data")
 
     async def build() -> None:
         target = LocalTarget(data / "index.sqlite", dimensions=DIMENSIONS, embedder_name=MODEL_NAME)
         chunker = Chunker(MAX_TOKENS - EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP)
         try:
-            await Indexer(target, LocalEmbedder(), chunker).run([root])
+            await Indexer(target, LocalEmbedder(), chunker).run([hr_docs])
         finally:
             await target.aclose()
 
@@ -146,8 +156,6 @@ def hr_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def local_answerer(hr_index: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import os
-
     for name in list(os.environ):
         if name.startswith(("AZURE_", "RAGBOT_")):
             monkeypatch.delenv(name)
@@ -342,3 +350,67 @@ async def test_dev_user_groups_make_every_local_asker_a_member_and_say_so_loudly
     await bot.ask(activity(bot.service_url, QUESTION))
     asker = bot.answerer.calls[-1].user
     assert asker is not None and asker.groups == [HR, STAFF] and asker.aad_object_id is None
+
+
+# --- the same scenario on Azure AI Search: the filter sent carries the Graph groups -----------------
+
+
+@pytest.fixture
+async def search() -> AsyncIterator[FakeSearch]:
+    fake = FakeSearch()
+    async with serve(fake.handle, method="*", max_body=16 * 1024 * 1024) as fake.url:
+        yield fake
+
+
+def clean_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "RAGBOT_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+async def test_on_azure_ai_search_the_filter_sent_carries_the_askers_graph_groups(
+    make_bot: MakeBot,
+    signing: tuple[Any, OpenIdServer],
+    world: GraphWorld,
+    search: FakeSearch,
+    hr_docs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clean_env(
+        monkeypatch,
+        AZURE_SEARCH_ENDPOINT=search.url,
+        AZURE_SEARCH_KEY=search.api_key,
+        AZURE_SEARCH_INDEX="kb",
+        AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="groups",
+        AZURE_SEARCH_PERMITTED_USERS_COLUMN="oids",
+        AZURE_SEARCH_QUERY_TYPE="simple",
+        AZURE_SEARCH_STRICTNESS="1",
+        RAGBOT_BACKEND="grounded",
+        RAGBOT_GENERATOR="extractive",
+    )
+    settings = load_settings(env_file=None)
+    setup = azure_setup(settings, retry_base=0.01)
+    try:
+        indexed = await Indexer(setup.target, setup.embedder, Chunker(200, 20)).run([hr_docs])
+    finally:
+        await setup.target.aclose()
+    assert indexed.errors == []
+    key, server = signing
+    bot = await make_bot(
+        build_answerer(settings), identities=identities(world), streaming=False, **auth_on(server)
+    )
+    before = len(search.requests)
+    member = await replies(bot, key, teams(QUESTION, ANN, "a:ann"))
+    non_member = await replies(bot, key, teams(QUESTION, BOB, "a:bob"))
+    assert cites_hr(member) and not cites_hr(non_member)
+    filters = [r.body["filter"] for r in search.requests[before:] if r.path.endswith("search.post.search")]
+    public = "(not groups/any() and not oids/any())"
+    ann_groups = ",".join(sorted([STAFF, "nested-parent", HR]))
+
+    def trimmed(groups: str, oid: str) -> str:
+        by_group = f"groups/any(g: search.in(g, '{groups}', ','))"
+        return f"{public} or {by_group} or oids/any(u: search.in(u, '{oid}', ','))"
+
+    assert set(filters) == {trimmed(ann_groups, ANN), trimmed(STAFF, BOB)}
