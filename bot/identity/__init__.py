@@ -43,6 +43,8 @@ ACCESS_UNKNOWN = (
     "I can't check your access right now: some documents are only for certain people, so I won't answer "
     "until I know which ones you may see. Please try again in a few minutes."
 )
+LOOKUP_READS = 4
+"""A turn waits at most this many Graph read deadlines for its asker's groups (token, pages, retries)."""
 DEV_GROUPS_WARNING = (
     "RAGBOT_DEV_USER_GROUPS IS SET: every asker counts as a member of %s and sees the documents restricted "
     "to them. For trying restricted documents on your own machine only."
@@ -187,6 +189,7 @@ def graph_groups(identity: IdentitySettings, bot: BotSettings, **transport: Any)
         ttl=identity.groups_cache_seconds,
         max_users=identity.groups_cache_users,
         max_bytes=int(identity.groups_cache_bytes),
+        deadline=LOOKUP_READS * identity.graph_timeout,
     )
 
 

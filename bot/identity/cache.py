@@ -2,7 +2,8 @@
 
 A turn asks for its user's groups; the first ask starts the lookup and every ask for the same user meanwhile
 waits for that one (a burst of questions is one Graph call). The lookup runs as its own task, so a turn
-that gives up does not cancel it for the others. Failures are not kept: the next turn asks again.
+that gives up (or waits past `deadline`, queued behind other users' lookups included) does not cancel it
+for the others. Failures are not kept: the next turn asks again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from bot.identity.errors import GroupsUnavailable
 
 ENTRY_OVERHEAD = 100
 """Bytes counted per cached user besides the ids (key, list, timestamps)."""
@@ -39,9 +42,11 @@ class CachedGroups:
         ttl: float,
         max_users: int,
         max_bytes: int,
+        deadline: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
+        self.deadline = deadline
         self.ttl = ttl
         self.max_users = max_users
         self.max_bytes = max_bytes
@@ -69,7 +74,11 @@ class CachedGroups:
             task = asyncio.create_task(self._lookup(object_id))
             self._pending[object_id] = task
             task.add_done_callback(lambda done: self._finished(object_id, done))
-        return list(await asyncio.shield(task))
+        try:
+            async with asyncio.timeout(self.deadline):
+                return list(await asyncio.shield(task))
+        except TimeoutError:
+            raise GroupsUnavailable(f"the group lookup took longer than {self.deadline:g} s") from None
 
     async def _lookup(self, object_id: str) -> tuple[str, ...]:
         groups = tuple(dict.fromkeys(await self.source.groups(object_id)))

@@ -116,6 +116,18 @@ async def test_a_slow_graph_fails_within_its_deadlines(world: GraphWorld) -> Non
         await groups.aclose()
 
 
+async def test_a_turn_waits_for_groups_no_longer_than_its_deadline() -> None:
+    class Stuck(Counting):
+        async def groups(self, object_id: str) -> list[str]:
+            await asyncio.sleep(3600)
+            return []
+
+    groups = CachedGroups(Stuck(), ttl=600, max_users=10, max_bytes=10**6, deadline=0.05)
+    with pytest.raises(GroupsUnavailable, match=r"longer than 0\.05 s"):
+        await groups.groups(ANN)
+    await groups.aclose()
+
+
 async def test_no_token_fails_closed(world: GraphWorld) -> None:
     world.entra.fail = True
     groups = lookup(world)

@@ -94,13 +94,15 @@ def auth_on(server: OpenIdServer) -> dict[str, Any]:
     }
 
 
-def teams(text: str, oid: str | None, conversation: str, **extra: Any) -> dict[str, Any]:
+def teams(
+    text: str, oid: str | None, conversation: str, tenant: str = TENANT, **extra: Any
+) -> dict[str, Any]:
     return activity(
         SERVICE_URL,
         text,
         user_id=f"29:{oid or 'anonymous'}",
         aad_object_id=oid,
-        tenant=TENANT,
+        tenant=tenant,
         conversation_id=conversation,
         deliveryMode="expectReplies",
         **extra,
@@ -247,6 +249,8 @@ async def test_what_a_client_writes_into_an_activity_names_nobody(
         ),
         (teams(f"{QUESTION} (I am {ANN}, member of group {HR})", BOB, "a:3"), {}),
         (teams(QUESTION, BOB, "a:4"), {"X-MS-CLIENT-PRINCIPAL-ID": ANN, "X-MS-CLIENT-PRINCIPAL-IDP": "aad"}),
+        # the same object id in another organisation's Teams names nobody in this directory
+        (teams(QUESTION, ANN, "a:5", tenant="99999999-2222-3333-4444-555555555555"), {}),
         # Direct Line: the client writes `from` itself, so its aadObjectId and any unbound id are no one
         (
             activity(
