@@ -20,6 +20,12 @@ Connector that takes the replies. Servers, each measured in turn:
 - stock-agents: the Agents SDK 1.9's echo as its samples run it: `CloudAdapter` with an
   `MsalConnectionManager`, `AgentApplication` + `Authorization` on `MemoryStorage`, a message route
   that echoes, `start_agent_process` behind `jwt_authorization_middleware` (anonymous allowed);
+- ragbot-traced: ragbot with traces and metrics on (`bot.telemetry.setup`, as `ragbot serve` with
+  OTEL_EXPORTER_OTLP_ENDPOINT set), exported over OTLP/HTTP to a loopback receiver that decodes every
+  export (a fifth process; metrics every second, so their export is measured too), every turn traced
+  (OpenTelemetry's default sampler);
+- ragbot-sampled: the same with one turn in ten traced (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
+  OTEL_TRACES_SAMPLER_ARG=0.1); metrics still count every turn;
 - bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
 
 Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
@@ -49,10 +55,23 @@ from bench.rows import Row, render
 from rag.contract import Answer, AnswerDelta, Citation
 
 BENCH = "throughput"
-SERVERS = ("stock", "ragbot", "agents", "stock-agents", "stock-typing", "ragbot-typing", "bare")
+SERVERS = (
+    "stock",
+    "ragbot",
+    "agents",
+    "stock-agents",
+    "stock-typing",
+    "ragbot-typing",
+    "bare",
+)
 TYPING_ANSWER_S = 0.01
 """How long ragbot-typing's answers take: long enough for the typing indicator to go out first."""
 READY_S = 60.0
+SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+ROUNDS = 3
+EXPORT_WAIT_S = 2.5
+"""The batch span processor exports every second here (OTEL_BSP_SCHEDULE_DELAY, default 5 s): after a
+run, what it still holds arrives within this."""
 
 
 # --- the servers (each runs in its own process) ----------------------------------------------------
@@ -215,16 +234,28 @@ def connector_app() -> web.Application:
     return app
 
 
-def _serve(kind: str, port: int, data_dir: str, storage: str) -> None:
+def _serve(kind: str, port: int, data_dir: str, storage: str, env: dict[str, str]) -> None:
     import logging
 
+    os.environ.update(env)
     logging.basicConfig(level=logging.ERROR)
+    if kind in ("ragbot-traced", "ragbot-sampled"):
+        from bot.telemetry import TelemetrySettings, setup
+
+        setup(TelemetrySettings(_env_file=None))  # type: ignore[call-arg]
     if kind.startswith("ragbot") or kind == "agents":
         from bot.app import serve
 
         # As `ragbot serve` runs it (uvloop included); the others as their own samples run them.
         host = "agents" if kind == "agents" else "botbuilder"
         serve(ragbot_app(data_dir, storage, typing=kind == "ragbot-typing", host=host), HOST, port)
+        return
+    if kind == "otlp":
+        from tests.otlp_receiver import OtlpReceiver
+
+        receiver = OtlpReceiver(keep=False).app()
+        receiver.router.add_get("/healthz", _healthz)
+        web.run_app(receiver, host=HOST, port=port, print=None, access_log=None)
         return
     app = {
         "stock": stock_app,
@@ -240,14 +271,22 @@ class Process:
     """One server in a child process, killed on exit."""
 
     def __init__(
-        self, kind: str, data_dir: str = "", storage: str = "sqlite", cpus: set[int] | None = None
+        self,
+        kind: str,
+        data_dir: str = "",
+        storage: str = "sqlite",
+        cpus: set[int] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.cpus = cpus
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(
-            target=_serve, args=(kind, self.port, data_dir, storage), daemon=True, name=f"bench-{kind}"
+            target=_serve,
+            args=(kind, self.port, data_dir, storage, env or {}),
+            daemon=True,
+            name=f"bench-{kind}",
         )
 
     async def __aenter__(self) -> Process:
@@ -287,6 +326,7 @@ class Result:
     turns: int = 0
     cpu_ms_per_turn: float = 0.0
     typing_per_turn: float = 0.0
+    spans_per_turn: float = 0.0
 
 
 def _activity(service_url: str, conversation: int, turn: int) -> dict[str, Any]:
@@ -366,12 +406,75 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
                         result.cpu_ms_per_turn = cpu * 1000 / max(1, result.turns)
                         result.typing_per_turn = typing / max(1, result.turns)
                         results[(kind, conversations)] = result
+            results.update(
+                await measure_telemetry(levels, seconds, data_dir, storage, connector.url, server_cpus)
+            )
     return results
+
+
+async def measure_telemetry(
+    levels: Sequence[int],
+    seconds: float,
+    data_dir: str,
+    storage: str,
+    connector_url: str,
+    cpus: set[int] | None,
+) -> dict[tuple[str, int], Result]:
+    """ragbot with telemetry off, every turn traced and one in ten traced, all three servers up at once
+    and loaded in turn, ROUNDS times each: on a shared machine the load drifts over a minute, and taking
+    the rounds in alternation puts the same drift on all three."""
+    results: dict[tuple[str, int], Result] = {}
+    async with Process("otlp", cpus=cpus) as otlp:
+        exported = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+        }
+        folders = {kind: Path(data_dir) / kind for kind in ("off", "traced", "sampled")}
+        for folder in folders.values():
+            folder.mkdir()  # one SQLite state file per server
+        async with (
+            Process("ragbot", str(folders["off"]), storage, cpus=cpus) as off,
+            Process("ragbot-traced", str(folders["traced"]), storage, cpus=cpus, env=exported) as traced,
+            Process(
+                "ragbot-sampled", str(folders["sampled"]), storage, cpus=cpus, env={**exported, **SAMPLED}
+            ) as sampled,
+        ):
+            servers = {"ragbot-untraced": off, "ragbot-traced": traced, "ragbot-sampled": sampled}
+            for conversations in [level for level in levels if level > 1]:
+                runs: dict[str, list[Result]] = {kind: [] for kind in servers}
+                for _ in range(ROUNDS):
+                    for kind, server in servers.items():
+                        await load(server.url, connector_url + "/", conversations, min(1.0, seconds / 3), 0.0)
+                        if kind != "ragbot-untraced":
+                            await asyncio.sleep(EXPORT_WAIT_S)  # the warm-up's spans are in
+                        cpu, spans = server.cpu_seconds(), await _spans_received(otlp.url)
+                        result = await load(server.url, connector_url + "/", conversations, seconds / 2, 0.0)
+                        result.cpu_ms_per_turn = (server.cpu_seconds() - cpu) * 1000 / max(1, result.turns)
+                        if kind != "ragbot-untraced":
+                            await asyncio.sleep(EXPORT_WAIT_S)  # the last batch of the run is exported
+                            result.spans_per_turn = (await _spans_received(otlp.url) - spans) / max(
+                                1, result.turns
+                            )
+                        runs[kind].append(result)
+                for kind, done in runs.items():
+                    results[(kind, conversations)] = _median(done)
+    return results
+
+
+def _median(runs: list[Result]) -> Result:
+    """The run with the median turns/s (its latencies and CPU with it)."""
+    return sorted(runs, key=lambda r: r.turns_per_s)[len(runs) // 2]
 
 
 def _levels(kind: str, levels: Sequence[int]) -> list[int]:
     """The typing variants skip one conversation: there the 10 ms answer is the whole turn."""
     return [level for level in levels if level > 1 or not kind.endswith("-typing")]
+
+
+async def _spans_received(otlp_url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(otlp_url + "/counts") as response:
+        return int((await response.json())["spans"])
 
 
 async def _typing_posted(connector_url: str) -> int:
@@ -425,6 +528,20 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
             )
             figure = f"ragbot with typing indicator, {level} conv."
             rows.append(_against_stock(figure, "stock with ShowTypingMiddleware", typing, stock_typing, note))
+        untraced = results.get(("ragbot-untraced", level))
+        for kind, figure in (
+            ("ragbot-traced", f"ragbot, every turn traced, OTLP export, {level} conv."),
+            ("ragbot-sampled", f"ragbot, 1 turn in 10 traced, OTLP export, {level} conv."),
+        ):
+            traced = results.get((kind, level))
+            if traced and untraced:
+                note = (
+                    f"median of {ROUNDS} alternating runs; server CPU/turn {traced.cpu_ms_per_turn:.2f} ms, "
+                    f"off {untraced.cpu_ms_per_turn:.2f} ms; {traced.spans_per_turn:.2f} spans/turn "
+                    "received; "
+                    f"p50/p99 {traced.p50_ms:.1f}/{traced.p99_ms:.1f} ms"
+                )
+                rows.append(_against_stock(figure, "ragbot, telemetry off", traced, untraced, note))
         agents, stock_agents = results.get(("agents", level)), results.get(("stock-agents", level))
         if agents and stock_agents:
             note = (

@@ -90,7 +90,6 @@ def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
     from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -125,13 +124,15 @@ def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
         from azure.core.settings import settings as azure_core
         from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
 
-        tracer_provider = TracerProvider(resource=resource)
-        for processor in processors:
-            tracer_provider.add_span_processor(processor)
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-        azure_core.tracing_implementation = OpenTelemetrySpan
-    add_trace_config(create_trace_config)
+        if processors:  # else spans stay the API's no-op ones: nothing made that nobody reads
+            tracer_provider = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER applies
+            for processor in processors:
+                tracer_provider.add_span_processor(processor)
+            trace.set_tracer_provider(tracer_provider)
+            azure_core.tracing_implementation = OpenTelemetrySpan
+        if readers:
+            metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    add_trace_config(telemetry.http_trace_config)
     telemetry.enable(content=settings.trace_content)
     log.info("telemetry: %s", settings.describe())
     if settings.trace_content:

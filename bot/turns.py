@@ -369,13 +369,11 @@ class TurnHandler:
             await typing.stop()
         if failure is not None:
             self._log_failure(failure)
-            with telemetry.span("ragbot.reply"):
-                await outbox.send(render_error(failure, activity["channelId"]))
+            await outbox.send(render_error(failure, activity["channelId"]))
             return telemetry.outcome(None, failure)
         telemetry.record_first_token(started, activity["channelId"])
         reply = self._render(activity, answer)
-        with telemetry.span("ragbot.reply"):
-            reply_id = await outbox.send(reply)
+        reply_id = await outbox.send(reply)
         await self._remember(activity, key, snapshot, question, answer, reply_id, outbox)
         return telemetry.outcome(answer)
 
@@ -427,8 +425,7 @@ class TurnHandler:
             answer = builder.build()
             reply = self._render(activity, answer)
         try:
-            with telemetry.span("ragbot.reply"):
-                stream_id = await streamer.finish(reply)
+            stream_id = await streamer.finish(reply)
         except StreamStopped:
             return None
         if failure is not None:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
+import aiohttp
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -108,8 +109,20 @@ def span(
     W3C trace. An exception leaving the block marks the span failed."""
     if _switch.on is None:
         return _OFF
-    parent = propagate.extract(carrier) if carrier is not None else None
+    if carrier is not None:
+        parent = propagate.extract(carrier)
+    elif (unsampled := _unsampled()) is not None:
+        return nullcontext(unsampled)
+    else:
+        parent = None
     return _switch.on.tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes)
+
+
+def _unsampled() -> Span | None:
+    """The current span when it belongs to a trace the sampler left out: its steps would be left out
+    too (parent-based sampling), so none is made; what is sent on still names the trace."""
+    current = trace.get_current_span()
+    return current if current.get_span_context().is_valid and not current.is_recording() else None
 
 
 def annotate(attributes: Attributes) -> None:
@@ -128,7 +141,7 @@ def traced(
 ) -> AsyncIterator[T]:
     """`items` inside a span that is current only while `items` runs, not while its consumer does (an
     async generator that yields inside ``with span`` would leak its context into the consumer)."""
-    if _switch.on is None:
+    if _switch.on is None or _unsampled() is not None:
         return items
     return _traced(_switch.on.tracer, name, items, attributes, kind, observe)
 
@@ -164,6 +177,64 @@ async def _traced(
         if close is not None:
             await close()
         current.end()
+
+
+# --- outbound HTTP -------------------------------------------------------------------------------
+
+
+def http_trace_config() -> aiohttp.TraceConfig:
+    """The hooks `rag.http_sessions` gives every session: one CLIENT span per request (method, server,
+    the URL without its query, status) that sends the W3C ``traceparent`` on. A few attributes, no
+    per-request metric: the bench holds what a traced turn may cost."""
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(_request_started)
+    config.on_request_end.append(_request_ended)
+    config.on_request_exception.append(_request_failed)
+    return config
+
+
+async def _request_started(
+    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams
+) -> None:
+    if (on := _switch.on) is None:
+        return
+    if _unsampled() is not None:
+        propagate.inject(params.headers)
+        return
+    url = params.url
+    ctx.span = on.tracer.start_span(
+        params.method,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": params.method,
+            "server.address": url.host or "",
+            "server.port": url.explicit_port or url.port or 0,
+            "url.full": str(url.with_query(None).with_fragment(None).with_user(None)),
+        },
+    )
+    propagate.inject(params.headers, context=trace.set_span_in_context(ctx.span))
+
+
+async def _request_ended(
+    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams
+) -> None:
+    span: Span | None = getattr(ctx, "span", None)
+    if span is not None:
+        status = params.response.status
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_status(Status(StatusCode.ERROR, str(status)))
+        span.end()
+
+
+async def _request_failed(
+    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestExceptionParams
+) -> None:
+    span: Span | None = getattr(ctx, "span", None)
+    if span is not None:
+        span.set_attribute("error.type", type(params.exception).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, type(params.exception).__qualname__))
+        span.end()
 
 
 # --- turns ------------------------------------------------------------------------------------
@@ -230,6 +301,8 @@ def model_call(labels: Mapping[str, str], request: Mapping[str, Any]) -> Abstrac
     response to :func:`observe_response`."""
     if _switch.on is None:
         return _OFF
+    if (unsampled := _unsampled()) is not None:
+        return nullcontext(unsampled)
     return span(_model_span_name(labels), _request_attributes(labels, request), kind=SpanKind.CLIENT)
 
 
@@ -239,6 +312,8 @@ def model_stream(
     """The span of a streamed call: usage and finish reason are read from the chunks as they pass."""
     if _switch.on is None:
         return chunks
+    if (unsampled := _unsampled()) is not None:
+        return _counted(unsampled, chunks, labels)
     return traced(
         _model_span_name(labels),
         chunks,
@@ -246,6 +321,20 @@ def model_stream(
         kind=SpanKind.CLIENT,
         observe=lambda current, chunk: observe_response(current, chunk, labels),
     )
+
+
+async def _counted(
+    current: Span, chunks: AsyncIterator[dict[str, Any]], labels: Mapping[str, str]
+) -> AsyncIterator[dict[str, Any]]:
+    """The chunks of a call in an unsampled trace: no span, the token metric still counted."""
+    try:
+        async for chunk in chunks:
+            observe_response(current, chunk, labels)
+            yield chunk
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _model_span_name(labels: Mapping[str, str]) -> str:
@@ -263,8 +352,17 @@ def _request_attributes(labels: Mapping[str, str], request: Mapping[str, Any]) -
 
 def observe_response(current: Span, payload: Mapping[str, Any], labels: Mapping[str, str]) -> None:
     """Response attributes from a completion (or one stream chunk): model, id, finish reasons, usage;
-    the token counts also as the ``gen_ai.client.token.usage`` metric."""
-    if (on := _switch.on) is None or not current.is_recording():
+    the token counts also as the ``gen_ai.client.token.usage`` metric (every call, sampled or not)."""
+    if (on := _switch.on) is None:
+        return
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        for kind, key in (("input", "prompt_tokens"), ("output", "completion_tokens")):
+            count = usage.get(key)
+            if isinstance(count, int) and not isinstance(count, bool):
+                on.token_usage.record(count, {**labels, "gen_ai.token.type": kind})
+                current.set_attribute(f"gen_ai.usage.{kind}_tokens", count)
+    if not current.is_recording():
         return
     for key, attribute in (("model", "gen_ai.response.model"), ("id", "gen_ai.response.id")):
         if isinstance(payload.get(key), str) and payload[key]:
@@ -274,11 +372,3 @@ def observe_response(current: Span, payload: Mapping[str, Any], labels: Mapping[
         reasons = [str(c["finish_reason"]) for c in choices if isinstance(c, dict) and c.get("finish_reason")]
         if reasons:
             current.set_attribute("gen_ai.response.finish_reasons", reasons)
-    usage = payload.get("usage")
-    if not isinstance(usage, dict):
-        return
-    for kind, key in (("input", "prompt_tokens"), ("output", "completion_tokens")):
-        count = usage.get(key)
-        if isinstance(count, int) and not isinstance(count, bool):
-            current.set_attribute(f"gen_ai.usage.{kind}_tokens", count)
-            on.token_usage.record(count, {**labels, "gen_ai.token.type": kind})

@@ -28,11 +28,13 @@ MAX_BODY = 16 * 1024**2
 
 class OtlpReceiver:
     """Every span and metric received, flattened: `spans` as (resource attributes, span message),
-    `metrics` as metric messages; `headers` of the last export."""
+    `metrics` as metric messages. With `keep=False` (a long bench) they are decoded and counted only."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
         self.spans: list[tuple[dict[str, Any], Any]] = []
         self.metrics: list[Any] = []
+        self.counts = {"spans": 0, "metrics": 0}
         self.exports = 0
         self.url = ""
         self._changed = asyncio.Event()
@@ -48,14 +50,18 @@ class OtlpReceiver:
         for resource_spans in export.resource_spans:
             resource = attributes(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
-                self.spans.extend((resource, span) for span in scope_spans.spans)
+                self.counts["spans"] += len(scope_spans.spans)
+                if self.keep:
+                    self.spans.extend((resource, span) for span in scope_spans.spans)
         return self._ok(ExportTraceServiceResponse())
 
     async def metrics_(self, request: web.Request) -> web.Response:
         export = ExportMetricsServiceRequest.FromString(await self._read(request))
         for resource_metrics in export.resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
-                self.metrics.extend(scope_metrics.metrics)
+                self.counts["metrics"] += len(scope_metrics.metrics)
+                if self.keep:
+                    self.metrics.extend(scope_metrics.metrics)
         return self._ok(ExportMetricsServiceResponse())
 
     def _ok(self, message: Any) -> web.Response:
@@ -63,10 +69,14 @@ class OtlpReceiver:
         self._changed.set()
         return web.Response(body=message.SerializeToString(), content_type=PROTOBUF)
 
+    async def counted(self, request: web.Request) -> web.Response:
+        return web.json_response(self.counts)
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/v1/traces", self.traces)
         app.router.add_post("/v1/metrics", self.metrics_)
+        app.router.add_get("/counts", self.counted)
         return app
 
     async def wait_for(self, predicate: Callable[[OtlpReceiver], bool], within: float = 15.0) -> None:

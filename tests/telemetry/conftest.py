@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 
 from rag import http_sessions, telemetry
 from rag.documents import Chunk
@@ -91,14 +91,16 @@ def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-def recording(monkeypatch: pytest.MonkeyPatch, *, content: bool) -> Iterator[Recorded]:
+def recording(
+    monkeypatch: pytest.MonkeyPatch, *, content: bool = False, sampler: Sampler | None = None
+) -> Iterator[Recorded]:
     """Telemetry on, as `bot.telemetry.setup` turns it on, into memory instead of OTLP."""
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    tracer_provider = TracerProvider()
+    tracer_provider = TracerProvider(sampler=sampler)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     meter_provider = MeterProvider(metric_readers=[reader])
     monkeypatch.setattr(http_sessions, "_trace_configs", [])
-    http_sessions.add_trace_config(lambda: create_trace_config(tracer_provider=tracer_provider))
+    http_sessions.add_trace_config(telemetry.http_trace_config)
     telemetry.enable(content=content, tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
         yield Recorded(exporter, reader)
@@ -110,10 +112,16 @@ def recording(monkeypatch: pytest.MonkeyPatch, *, content: bool) -> Iterator[Rec
 
 @pytest.fixture
 def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
-    yield from recording(monkeypatch, content=False)
+    yield from recording(monkeypatch)
 
 
 @pytest.fixture
 def traced_with_content(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
     """As with RAGBOT_TRACE_CONTENT=true."""
     yield from recording(monkeypatch, content=True)
+
+
+@pytest.fixture
+def sampled_out(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
+    """As with OTEL_TRACES_SAMPLER=parentbased_traceidratio and a turn the ratio left out."""
+    yield from recording(monkeypatch, sampler=ParentBased(ALWAYS_OFF))

@@ -59,7 +59,7 @@ async def test_ragbot_serve_sends_traces_and_metrics_to_an_otlp_endpoint(
     assert span.trace_id.hex() == TRACE_ID
     assert attributes(span.attributes)["ragbot.outcome"] == "answered"
     in_trace = {s.name for _, s in receiver.spans if s.trace_id.hex() == TRACE_ID}
-    assert {"ragbot.memory.load", "ragbot.retrieve", "ragbot.generate", "ragbot.reply", "POST"} <= in_trace
+    assert {"ragbot.memory.load", "ragbot.retrieve", "ragbot.generate", "ragbot.render", "POST"} <= in_trace
     assert {"ragbot.turns", "ragbot.turn.duration"} <= receiver.metric_names()
     log = (tmp_path / "serve.log").read_text()
     assert f"telemetry: OTLP traces to {receiver.url}/v1/traces" in log

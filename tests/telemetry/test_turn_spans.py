@@ -66,7 +66,7 @@ async def test_a_local_turn_is_one_trace_continuing_the_callers(
         "ragbot.backend": "local",
         "ragbot.outcome": "answered",
     }
-    for name in ("ragbot.memory.load", "ragbot.retrieve", "ragbot.generate", "ragbot.render", "ragbot.reply"):
+    for name in ("ragbot.memory.load", "ragbot.retrieve", "ragbot.generate", "ragbot.render", "POST"):
         assert name in children, children
     assert "ragbot.memory.save" in children
     retrieve = traced.named("ragbot.retrieve")
@@ -78,11 +78,21 @@ async def test_a_local_turn_is_one_trace_continuing_the_callers(
     assert retrieve.attributes["ragbot.retrieval.strictness"] == 3
     assert dict(traced.named("ragbot.generate").attributes or {})["ragbot.generator"] == "extractive"
 
-    # the reply POST is a CLIENT span under ragbot.reply, and the connector got its traceparent
-    (post,) = traced.children(traced.named("ragbot.reply"))
+    # the reply's POST is a CLIENT span of the turn, and the connector got its traceparent
+    conversation = sample["conversation"]["id"]
+    reply = bot.connector.messages(conversation)[-1]
+    assert reply.traceparent is not None
+    version, trace_id, parent_id, flags = reply.traceparent.split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
+    (post,) = [s for s in traced.children(turn) if format(s.context.span_id, "016x") == parent_id]
     assert post.kind is SpanKind.CLIENT and post.name == "POST"
-    reply = bot.connector.messages(sample["conversation"]["id"])[-1]
-    assert reply.traceparent == f"00-{TRACE_ID}-{format(post.context.span_id, '016x')}-01"
+    assert dict(post.attributes or {}) == {
+        "http.request.method": "POST",
+        "server.address": "127.0.0.1",
+        "server.port": int(bot.service_url.rsplit(":", 1)[1].strip("/")),
+        "url.full": f"{bot.service_url}v3/conversations/{conversation}/activities/{sample['id']}",
+        "http.response.status_code": 201,
+    }
 
     # no user text in any attribute by default
     assert "VPN" not in attribute_text(traced.spans())
@@ -165,5 +175,36 @@ async def test_an_on_your_data_turn_reaches_azure_openai_in_the_same_trace(
     assert OPENAI_KEY not in text and "VPN" not in text
     tokens = {
         p.attributes["gen_ai.token.type"]: p.sum for p in traced.metric_points("gen_ai.client.token.usage")
+    }
+    assert tokens == {"input": 812, "output": 17}
+
+
+async def test_a_turn_the_sampler_leaves_out_makes_no_spans_but_counts_and_names_its_trace(
+    sampled_out: Recorded, make_bot: MakeBot, bot_host: str
+) -> None:
+    fake = FakeAzure()
+    fake.respond = lambda body: Reply(body=completion())
+    unsampled = f"00-{TRACE_ID}-{CALLER_SPAN}-00"
+    async with serve(fake.handle, method="POST") as url:
+        settings = Settings(
+            openai=AzureOpenAISettings(_env_file=None, endpoint=url, key=OPENAI_KEY, model="gpt-4o"),
+            search=AzureSearchSettings(
+                _env_file=None, endpoint="https://search.invalid", index="kb", key="sk-123456"
+            ),
+            ragbot=RagSettings(_env_file=None, backend="on_your_data"),
+        )
+        bot: Bot = await make_bot(OnYourDataAnswerer.from_settings(settings), streaming=False)
+        response = await bot.post(activity(bot.service_url, QUESTION), headers={"traceparent": unsampled})
+        assert response.status == 200, await response.text()
+
+    assert sampled_out.spans() == []
+    # Azure OpenAI still hears which trace the call belongs to (and that it was not sampled)
+    assert fake.requests[-1].headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+    assert fake.requests[-1].headers["traceparent"].endswith("-00")
+    (turns,) = sampled_out.metric_points("ragbot.turns")
+    assert turns.value == 1 and turns.attributes["ragbot.outcome"] == "answered"
+    tokens = {
+        p.attributes["gen_ai.token.type"]: p.sum
+        for p in sampled_out.metric_points("gen_ai.client.token.usage")
     }
     assert tokens == {"input": 812, "output": 17}
