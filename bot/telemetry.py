@@ -3,7 +3,8 @@
 - OTLP over http/protobuf when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_`` / ``_METRICS_``
   form) is set: traces and metrics to any OpenTelemetry collector or backend.
 - Azure Monitor (Application Insights) when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, through
-  the azure-monitor-opentelemetry distro (requests, dependencies, customMetrics; Live Metrics).
+  the azure-monitor-opentelemetry distro (requests, dependencies, customMetrics, the log lines as
+  traces with secrets masked as on stderr; Live Metrics). ``OTEL_LOGS_EXPORTER=none`` keeps the logs.
 - Neither: nothing is installed or imported and every span helper in `rag.telemetry` stays a no-op.
 
 Both may be set: one tracer and one meter provider feed both. Traced too: every aiohttp client session
@@ -14,7 +15,8 @@ from `rag.http_sessions` (a CLIENT span per request, W3C ``traceparent`` sent) a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Literal
 
@@ -81,9 +83,12 @@ class TelemetrySettings(BaseSettings):
         )
 
 
-def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
+def setup(
+    settings: TelemetrySettings, log_filters: Sequence[logging.Filter] = ()
+) -> Callable[[], None] | None:
     """Install the providers and exporters `settings` ask for; returns the flush-and-stop to call at
-    exit, or None when nothing is exported (and then nothing was imported)."""
+    exit, or None when nothing is exported (and then nothing was imported). `log_filters` (the secret
+    masking of the log lines) also guard the log records sent to Application Insights."""
     traces_url, metrics_url = settings.otlp_url("traces"), settings.otlp_url("metrics")
     if not (traces_url or metrics_url or settings.azure_monitor):
         return None
@@ -106,13 +111,17 @@ def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
     if settings.azure_monitor:
         from azure.monitor.opentelemetry import configure_azure_monitor
 
+        # every turn, whole, unless OTEL_TRACES_SAMPLER says otherwise: the distro's own default keeps
+        # 5 spans a second and then drops a turn's steps while keeping the turn
+        sampling = {} if "OTEL_TRACES_SAMPLER" in os.environ else {"sampling_ratio": 1.0}
+        root = logging.getLogger()
+        ours = set(root.handlers)
         configure_azure_monitor(
             connection_string=settings.connection_string,
+            **sampling,
             resource=resource,
             span_processors=processors,
             metric_readers=readers,
-            # the logs stay on stderr, with secrets masked; spans and metrics carry no secrets
-            disable_logging=True,
             # the bot's own spans and the traced sessions cover its I/O; these would trace nothing
             # (not installed) or MSAL's token fetches outside any turn
             instrumentation_options={
@@ -120,6 +129,9 @@ def setup(settings: TelemetrySettings) -> Callable[[], None] | None:
                 for name in ("django", "fastapi", "flask", "psycopg2", "requests", "urllib", "urllib3")
             },
         )
+        for handler in set(root.handlers) - ours:  # log records go to the `traces` table: masked too
+            for log_filter in log_filters:
+                handler.addFilter(log_filter)
     else:
         from azure.core.settings import settings as azure_core
         from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan

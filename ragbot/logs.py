@@ -134,6 +134,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+def redaction() -> list[logging.Filter]:
+    """The secret masking of the configured log handler, for another handler (a log exporter)."""
+    return [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, RedactingFilter)]
+
+
 def setup_logging(
     settings: LogSettings | None = None, secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> None:

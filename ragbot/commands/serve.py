@@ -10,6 +10,7 @@ import sys
 
 from rag.settings import Settings, choose_backend
 from ragbot.commands._common import init
+from ragbot.logs import redaction
 
 HELP = "run the bot (POST /api/messages), the web chat page (GET /) and health probes"
 DESCRIPTION = """Serve the Bot Framework endpoint POST /api/messages, the web chat page at /,
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("who asks: %s", describe_askers(settings.identity, bot, groups_column=groups_column))
     app = create_app(bot, build_answerer(settings.rag), handoff=handoff, identities=identities)
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    stop_telemetry = setup(settings.telemetry)
+    stop_telemetry = setup(settings.telemetry, redaction())
     try:
         serve(app, host, port, access_log=access_log)
     except ListenError as exc:
