@@ -4,7 +4,7 @@ rate limit, instead of one after another.
 Run by hand: `.venv/bin/python -m bench.connector_chat` (a few seconds), or as the `connector` piece of
 `python -m bench`.
 
-Figure: seconds for `chat_many` to answer 32 prompts (16 with --quick) from a loopback model endpoint
+Figure: seconds for `chat_in_order` to answer 32 prompts (16 with --quick) from a loopback model endpoint
 that takes 50 ms per answer, at the command's default concurrency (4) and at 8. Baseline, same run:
 the same prompts one at a time (--concurrency 1), which is what a loop of single calls costs.
 """
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from bench.rows import Row, render
 from rag.azure.client import AzureOpenAIClient
-from rag.azure.connector import chat_many
+from rag.azure.connector import chat_in_order
 
 BENCH = "connector"
 MODEL_MS = 50
@@ -38,9 +38,9 @@ async def _seconds(url: str, prompts: int, concurrency: int) -> float:
     )
     bodies = [{"messages": [{"role": "user", "content": f"prompt {n}"}]} for n in range(prompts)]
     try:
-        await chat_many(client, bodies[:2], concurrency=concurrency)  # connections and imports warm
+        [_ async for _ in chat_in_order(client, bodies[:2], concurrency=concurrency)]  # connections warm
         start = time.perf_counter()
-        results = await chat_many(client, bodies, concurrency=concurrency)
+        results = [result async for result in chat_in_order(client, bodies, concurrency=concurrency)]
         elapsed = time.perf_counter() - start
     finally:
         await client.aclose()

@@ -9,7 +9,7 @@ OpenAI key with `OpenAI-Organization`), retries, rate limit, timeouts and typed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -88,12 +88,13 @@ def connector_client(
     )
 
 
-async def chat_many(
+async def chat_in_order(
     client: AzureOpenAIClient, bodies: Sequence[dict[str, Any]], *, concurrency: int = 4
-) -> list[dict[str, Any] | RagError]:
-    """Each chat request answered, results in the order given; at most `concurrency` in flight and
-    every call within the client's rate limit. A failed request yields its error and does not stop
-    the others."""
+) -> AsyncIterator[dict[str, Any] | RagError]:
+    """Each chat request answered, yielded in the order given as soon as it and those before it are
+    done (a long batch prints as it goes); at most `concurrency` in flight, every call within the
+    client's rate limit. A failed request yields its error and does not stop the others; leaving the
+    loop early cancels what is still pending."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(body: dict[str, Any]) -> dict[str, Any] | RagError:
@@ -103,7 +104,13 @@ async def chat_many(
             except RagError as exc:
                 return exc
 
-    return list(await asyncio.gather(*(one(body) for body in bodies)))
+    tasks = [asyncio.ensure_future(one(body)) for body in bodies]
+    try:
+        for task in tasks:
+            yield await task
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def embed_texts(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from rag.azure.chat_request import ChatParams
-from rag.azure.connector import chat_many, connector_client
+from rag.azure.connector import chat_in_order, connector_client
 from rag.errors import ConfigError, RagError
 from ragbot.commands._common import init, secret_values
 from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, concurrency, error_json
@@ -193,6 +193,31 @@ def render(body: dict[str, Any], response: dict[str, Any]) -> str:
     return "\n".join(lines) if lines else "(no choices)"
 
 
+def show(
+    args: argparse.Namespace,
+    number: int,
+    bodies: list[dict[str, Any]],
+    result: dict[str, Any] | RagError,
+    secrets: list[str],
+) -> None:
+    """Print conversation `number`'s answer (or error) as soon as it is known, in order."""
+    if args.json:
+        entry = (
+            {"prompt": number, "error": error_json(result, secrets)}
+            if isinstance(result, RagError)
+            else {"prompt": number, "response": result}
+        )
+        print(json.dumps(entry, ensure_ascii=False), flush=True)
+        return
+    if len(bodies) > 1:
+        print(f"{'' if number == 1 else chr(10)}[{number}] {_label(bodies[number - 1])}")
+    if isinstance(result, RagError):
+        print(f"error: {type(result).__name__}: {redact(str(result), secrets)}", file=sys.stderr)
+        print(f"(failed: {type(result).__name__})", flush=True)
+    else:
+        print(render(bodies[number - 1], result), flush=True)
+
+
 async def _main(args: argparse.Namespace) -> int:
     settings = init()
     secrets = secret_values(settings.rag, settings.bot)
@@ -200,29 +225,15 @@ async def _main(args: argparse.Namespace) -> int:
     flags = parameters(args)
     bodies = [{**defaults, **body, **flags} for body in conversations(args)]
     client = connector_client(settings.rag, args.provider, purpose="chat", model=args.model)
+    failed = 0
     try:
-        results = await chat_many(client, bodies, concurrency=args.concurrency)
+        number = 0
+        async for result in chat_in_order(client, bodies, concurrency=args.concurrency):
+            number += 1
+            failed += isinstance(result, RagError)
+            show(args, number, bodies, result, secrets)
     finally:
         await client.aclose()
-    failed = 0
-    for number, (body, result) in enumerate(zip(bodies, results, strict=True), start=1):
-        if isinstance(result, RagError):
-            failed += 1
-        if args.json:
-            entry = (
-                {"prompt": number, "error": error_json(result, secrets)}
-                if isinstance(result, RagError)
-                else {"prompt": number, "response": result}
-            )
-            print(json.dumps(entry, ensure_ascii=False))
-            continue
-        if len(bodies) > 1:
-            print(f"{'' if number == 1 else chr(10)}[{number}] {_label(body)}")
-        if isinstance(result, RagError):
-            print(f"error: {type(result).__name__}: {redact(str(result), secrets)}", file=sys.stderr)
-            print(f"(failed: {type(result).__name__})")
-        else:
-            print(render(body, result))
     return 1 if failed else 0
 
 

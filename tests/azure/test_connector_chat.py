@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from aiohttp import web
 from azure_fake import CliRunner, FakeAzure, Reply
 
+from tests.commandline import OUTER_SETTINGS
 from tests.loopback import serve
 
 EXAMPLE = json.loads(
@@ -107,6 +110,38 @@ async def test_several_prompts_run_at_once_and_print_in_order(
     assert code == 0, err
     assert out.index("[1] first\nanswer to first") < out.index("[2] second\nanswer to second")
     assert out.index("[2] second") < out.index("[3] third\nanswer to third")
+
+
+async def test_answers_print_as_they_come_in_order(tmp_path: Path) -> None:
+    """The last prompt is held until the first answer was printed: a command that printed only at the
+    end would never release it. A real process, its standard output read as it runs."""
+    printed = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        prompt = (await request.json())["messages"][-1]["content"]
+        if prompt == "last":
+            try:
+                await asyncio.wait_for(printed.wait(), 20)
+            except TimeoutError:
+                return web.json_response({"error": {"message": "nothing printed before the end"}}, status=400)
+        return web.json_response(answer(f"answer to {prompt}"))
+
+    async with serve(handler) as url:
+        base = {k: v for k, v in os.environ.items() if not k.startswith((*OUTER_SETTINGS, "OPENAI_"))}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ragbot", "chat", "first", "last",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            env={**base, **azure_env(url)},
+        )  # fmt: skip
+        assert process.stdout is not None
+        lines = []
+        async with asyncio.timeout(60):
+            while line := (await process.stdout.readline()).decode():
+                lines.append(line)
+                if line.strip() == "answer to first":
+                    printed.set()
+            code = await process.wait()
+    assert code == 0 and "".join(lines).endswith("[2] last\nanswer to last\n")
 
 
 async def test_throttled_then_answered_after_the_wait_asked_for(
