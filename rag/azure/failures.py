@@ -39,6 +39,9 @@ _RETIRED = re.compile(
     re.I,
 )
 _RETIRED_CODES = frozenset({"OperationNotSupported", "FeatureRetired", "FeatureDeprecated", "Deprecated"})
+# the content filter's error codes: chat (`content_filter`) and image generation (`contentFilter` in Azure's
+# docs, OpenAI's `content_policy_violation`); the spec's inner code says the same for either
+_FILTER_CODES = frozenset({"content_filter", "contentFilter", "content_policy_violation"})
 
 
 def error_fields(payload: Any) -> tuple[str, str, dict[str, Any]]:
@@ -66,9 +69,13 @@ def prompt_filtered(payload: Any) -> ContentFiltered:
 
 def error_for(status: int, payload: Any, *, data_sources: bool, retry_after: float | None = None) -> RagError:
     """The typed error for an HTTP failure; `data_sources` tells whether the request carried any."""
-    code, message, _ = error_fields(payload)
+    code, message, inner = error_fields(payload)
     where = f"Azure OpenAI answered {status}" + (f" {code}" if code else "")
-    if code == "content_filter" or (status == 400 and "content management policy" in message.lower()):
+    if (
+        code in _FILTER_CODES
+        or inner.get("code") == "ResponsibleAIPolicyViolation"
+        or (status == 400 and "content management policy" in message.lower())
+    ):
         return prompt_filtered(payload)
     if _UNRECOGNIZED.search(message):
         return DataSourceError(NO_ON_YOUR_DATA.format(message=message))

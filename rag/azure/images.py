@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from rag.azure.client import AzureOpenAIClient
-from rag.errors import UpstreamUnavailable
+from rag.azure.responses import filter_results, filtered_categories
+from rag.errors import ContentFiltered, UpstreamUnavailable
 
 Size = Literal["1024x1024", "1792x1024", "1024x1792"]
 SIZES: tuple[Size, ...] = ("1024x1024", "1792x1024", "1024x1792")
@@ -89,6 +90,9 @@ async def _content(
     url = item.get("url")
     if isinstance(url, str) and url:
         return await client.download(url, max_bytes=max_bytes, time_limit=time_limit), "url"
+    blocked = filtered_categories(filter_results(item.get("content_filter_results"), "completion"))
+    if blocked:
+        raise ContentFiltered("completion", blocked, "the image was withheld")
     raise UpstreamUnavailable("an image came back with neither a url nor b64_json")
 
 

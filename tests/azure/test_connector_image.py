@@ -144,3 +144,31 @@ async def test_refused_before_any_call(
     code, _, err = await run_cli("image", "x", "--model", "dall-e-3", "--out", str(tmp_path), *args)
     assert code == 2 and message in err
     assert not fake_endpoint.requests
+
+
+async def test_blocked_prompt_and_withheld_image_are_content_filtered(
+    fake_endpoint: FakeAzure, make_settings: Callable[..., Any], run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """The spec's dalleErrorResponse (inner_error ResponsibleAIPolicyViolation) for a blocked prompt, and
+    a 200 whose image was filtered out (content_filter_results filtered, no url)."""
+    make_settings(env(fake_endpoint.url))
+    blocked = {
+        "error": {
+            "code": "contentFilter",
+            "message": "Your task failed as a result of our safety system.",
+            "inner_error": {
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_results": {"violence": {"filtered": True, "severity": "high"}},
+            },
+        }
+    }
+    withheld = {
+        "created": 1,
+        "data": [{"content_filter_results": {"sexual": {"filtered": True, "severity": "medium"}}}],
+    }
+    fake_endpoint.reply(Reply(status=400, body=blocked), Reply(body=withheld))
+    code, _, err = await run_cli("image", "x", "--model", "dall-e-3", "--out", str(tmp_path))
+    assert code == 1 and "ContentFiltered" in err and "prompt" in err and "violence (high)" in err
+    code, _, err = await run_cli("image", "y", "--model", "dall-e-3", "--out", str(tmp_path))
+    assert code == 1 and "ContentFiltered" in err and "completion" in err and "sexual (medium)" in err
+    assert len(fake_endpoint.requests) == 2 and not files_in(tmp_path)
