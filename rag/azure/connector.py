@@ -88,6 +88,14 @@ def connector_client(
     )
 
 
+def images_per_request(client: AzureOpenAIClient) -> int:
+    """How many images one `images/generations` call may ask for: the Azure api-version's schema
+    maximum (1 up to 2024-10-21: DALL-E 3), else OpenAI's 10."""
+    if client.mode == "azure" and client.api_version:
+        return dialect(client.api_version).images_per_request
+    return 10
+
+
 async def chat_in_order(
     client: AzureOpenAIClient, bodies: Sequence[dict[str, Any]], *, concurrency: int = 4
 ) -> AsyncIterator[dict[str, Any] | RagError]:

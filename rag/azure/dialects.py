@@ -31,6 +31,7 @@ class Dialect(BaseModel, frozen=True):
     stream_usage: bool = False  # `stream_options.include_usage`: a last chunk with usage, empty `choices`
     choices_and_seed: bool = True  # `n` and `seed` (the extensions endpoint's schema declares neither)
     image_generations: bool = True  # synchronous `images/generations` (before: queued DALL-E 2 jobs)
+    images_per_request: int = 1  # the schema's maximum `n` (DALL-E 3 makes one; gpt-image-1 up to 10)
 
     @property
     def chat_path(self) -> str:
@@ -75,6 +76,7 @@ _DIALECTS = {
             rerank_score=True,
             embeddings_dimensions=True,
             stream_usage=True,
+            images_per_request=10,
         ),
     )
 }

@@ -18,6 +18,7 @@ from rag.errors import ContentFiltered, UpstreamUnavailable
 
 Size = Literal["1024x1024", "1792x1024", "1024x1792"]
 SIZES: tuple[Size, ...] = ("1024x1024", "1792x1024", "1024x1792")
+PARALLEL_CALLS = 4
 MAX_IMAGE_BYTES = 20 * 1024**2  # a 1792x1024 PNG is ~3 MB; hd ones stay well under this
 _SUFFIXES = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"))
 
@@ -49,19 +50,27 @@ async def generate_images(
     request: ImageRequest,
     out_dir: Path,
     *,
+    per_request: int = 10,
     max_bytes: int = MAX_IMAGE_BYTES,
     download_time_limit: float | None = None,
 ) -> list[SavedImage]:
     """Ask for the images, fetch each one and write it to `out_dir` as `image-<created>-<n>.<ext>`
-    (a name already taken gets a counter, nothing is overwritten); returns what was written, in order."""
-    payload = await client.images(request.wire())
-    items = [item for item in payload.get("data") or [] if isinstance(item, dict)]
+    (a name already taken gets a counter, nothing is overwritten); returns what was written, in order.
+
+    `n` goes `per_request` at a time (the api-version's schema maximum: DALL-E 3 on Azure makes one
+    image a call), the calls at most :data:`PARALLEL_CALLS` at once, within the client's rate limit."""
+    payloads = await _generate(client, request, max(1, per_request))
+    items = [
+        (item, payload.get("revised_prompt"))  # 2023-12-01-preview puts it beside `data`
+        for payload in payloads
+        for item in payload.get("data") or []
+        if isinstance(item, dict)
+    ]
     if not items:
         raise UpstreamUnavailable("images/generations answered without any image")
-    shared_prompt = payload.get("revised_prompt")  # 2023-12-01-preview puts it beside `data`
-    stem = f"image-{payload.get('created') or 'new'}"
+    stem = f"image-{payloads[0].get('created') or 'new'}"
     saved: list[SavedImage] = []
-    for number, item in enumerate(items, start=1):
+    for number, (item, shared_prompt) in enumerate(items, start=1):
         content, source = await _content(client, item, max_bytes, download_time_limit)
         path = await asyncio.to_thread(_write_new, out_dir, f"{stem}-{number}", _suffix(content), content)
         prompt = item.get("revised_prompt") or shared_prompt
@@ -74,6 +83,27 @@ async def generate_images(
             )
         )
     return saved
+
+
+async def _generate(
+    client: AzureOpenAIClient, request: ImageRequest, per_request: int
+) -> list[dict[str, Any]]:
+    """The answers of the calls that together ask for `request.n` images; the first failure cancels
+    the other calls and is raised."""
+    body = request.wire()
+    counts = [min(per_request, request.n - start) for start in range(0, request.n, per_request)]
+    gate = asyncio.Semaphore(PARALLEL_CALLS)
+
+    async def call(count: int) -> dict[str, Any]:
+        async with gate:
+            return await client.images({**body, "n": count})
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            calls = [group.create_task(call(count)) for count in counts]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in calls]
 
 
 async def _content(

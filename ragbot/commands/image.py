@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from rag.azure.connector import connector_client
+from rag.azure.connector import connector_client, images_per_request
 from rag.azure.images import MAX_IMAGE_BYTES, SIZES, ImageRequest, generate_images
 from rag.errors import ConfigError
 from ragbot.commands._common import init
@@ -25,8 +25,10 @@ image-<created>-<n>.png (an existing file is never overwritten); print one line 
 
 The service answers with a short-lived URL, downloaded without credentials within
 --download-timeout seconds and up to --max-bytes, or with the image in the JSON (b64_json, which
---response-format b64_json asks for); both are handled. DALL-E 3 makes one image a request. On
-Azure, api-version 2023-12-01-preview or later (AZURE_OPENAI_PREVIEW_API_VERSION).
+--response-format b64_json asks for); both are handled. On Azure, api-version 2023-12-01-preview
+or later (AZURE_OPENAI_PREVIEW_API_VERSION); up to 2024-10-21 its schema allows one image a call
+(DALL-E 3), so --n 3 makes three calls, at most four at once; 2025-04-01-preview and
+OpenAI-compatible endpoints get --n in one call.
 
 {ENDPOINTS}"""
 
@@ -66,7 +68,12 @@ async def _main(args: argparse.Namespace) -> int:
     client = connector_client(settings.rag, args.provider, purpose="images", model=args.model)
     try:
         saved = await generate_images(
-            client, request, args.out, max_bytes=args.max_bytes, download_time_limit=args.download_timeout
+            client,
+            request,
+            args.out,
+            per_request=images_per_request(client),
+            max_bytes=args.max_bytes,
+            download_time_limit=args.download_timeout,
         )
     finally:
         await client.aclose()

@@ -80,16 +80,41 @@ async def test_two_urls_and_a_shared_revised_prompt_2023_12(
         Reply(body=PNG, content_type="image/png"),
         Reply(body=b"\xff\xd8\xff\xe0jpeg", content_type="image/jpeg"),
     )
+    request = official["parameters"]["body"]
     code, out, err = await run_cli(
-        "image", "Clippy", "--model", "dall-e-3", "--n", "2", "--json", "--out", "pics"
-    )
+        "image", request["prompt"], "--model", "dall-e-3", "--style", "natural", "--quality", "standard",
+        "--json", "--out", "pics",
+    )  # fmt: skip
     assert code == 0, err
+    assert fake_endpoint.requests[0].body == {**request, "size": "1024x1024"}  # n: 1, two images back
     saved = json.loads(out)
     assert [Path(item["path"]).name for item in saved] == ["image-1698342300-1.png", "image-1698342300-2.jpg"]
     assert {item["revised_prompt"] for item in saved} == {
         "A vivid, natural representation of Microsoft Clippy wearing a cowboy hat."
     }
     assert [item["source"] for item in saved] == ["url", "url"]
+
+
+@pytest.mark.parametrize(("version", "calls"), [("2024-10-21", [1, 1, 1]), ("2025-04-01-preview", [3])])
+async def test_n_images_one_call_each_where_the_schema_allows_one(
+    fake_endpoint: FakeAzure,
+    make_settings: Callable[..., Any],
+    run_cli: CliRunner,
+    tmp_path: Path,
+    version: str,
+    calls: list[int],
+) -> None:
+    make_settings(env(fake_endpoint.url, version))
+    encoded = base64.b64encode(PNG).decode()
+    fake_endpoint.respond = lambda body: Reply(
+        body={"created": 9, "data": [{"b64_json": encoded}] * body["n"]}
+    )
+    code, out, err = await run_cli(
+        "image", "icons", "--model", "img", "--n", "3", "--json", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert [seen.body["n"] for seen in fake_endpoint.requests] == calls
+    assert [Path(item["path"]).name for item in json.loads(out)] == [f"image-9-{n}.png" for n in (1, 2, 3)]
 
 
 async def test_base64_answer_written_and_nothing_overwritten(
