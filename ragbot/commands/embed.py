@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from rag.azure.connector import connector_client, embed_texts, resolve_provider
+from rag.azure.connector import connector_client, embed_texts
 from rag.azure.embeddings import DEFAULT_BATCH
 from rag.errors import ConfigError
 from ragbot.commands._common import init
@@ -59,14 +59,13 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 async def _main(args: argparse.Namespace) -> int:
     texts = read_texts(args)
     settings = init()
-    azure = resolve_provider(settings.rag, args.provider) == "azure"
     client = connector_client(settings.rag, args.provider, purpose="embeddings", model=args.model)
     try:
         result = await embed_texts(
             client,
             texts,
             dimensions=args.dimensions,
-            api_version=client.api_version if azure else None,
+            api_version=client.api_version if client.mode == "azure" else None,
             batch_size=args.batch,
         )
     finally:
