@@ -2,8 +2,9 @@
 
 Three retrievers: an Azure AI Search knowledge base (`AZURE_SEARCH_KNOWLEDGE_BASE`), the Azure AI Search
 index (`AZURE_SEARCH_INDEX`), or the local index. The same knobs drive every backend:
-`AZURE_SEARCH_STRICTNESS`, `_TOP_K` (top_n_documents),
-`_ENABLE_IN_DOMAIN` (in_scope), `_QUERY_TYPE`, `_FILTER`, `_PERMITTED_GROUPS_COLUMN`, `_MAX_SEARCH_QUERIES`.
+`AZURE_SEARCH_STRICTNESS`, `_TOP_K` (top_n_documents), `_ENABLE_IN_DOMAIN` (in_scope), `_QUERY_TYPE`,
+`_FILTER`, `_PERMITTED_GROUPS_COLUMN`, `_PERMITTED_USERS_COLUMN`, `_MAX_SEARCH_QUERIES` (the local index
+trims without the column settings: it always knows each document's groups and users).
 The local index has no OData and no semantic ranker: with no explicit `AZURE_SEARCH_QUERY_TYPE` it runs the
 tuned hybrid (keywords + vectors), and an OData filter is refused rather than silently ignored.
 """
