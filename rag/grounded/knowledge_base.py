@@ -17,7 +17,8 @@ built from the same knobs as the other retrievers:
 - `top` (the pipeline's search depth; top_n_documents is applied after fusion) caps the references used;
 - `AZURE_SEARCH_FILTER` and-ed with the security-trimming clause for the asker -> `filterAddOn` (the
   clause the index search and On Your Data send, `rag.azure.security`; with a groups or users field
-  configured an anonymous asker gets the public documents' clause, never no filter);
+  configured an anonymous asker gets the public documents' clause, never no filter, and references from
+  the knowledge base's other knowledge sources, which nothing trims, are dropped);
 - `includeReferenceSourceData`: each reference's `sourceData` is mapped with the index's fields
   (:class:`~rag.index_spec.IndexSpec`) to the citation's title, url, filepath, content and chunk id;
   its `rerankerScore` / 4 is the relevance strictness cuts on;
@@ -210,8 +211,33 @@ class KnowledgeBaseRetriever:
             for a in response.activity
             if a.search_index_arguments and a.search_index_arguments.search
         }
-        ranked = sorted(response.references, key=lambda r: -(r.reranker_score or 0.0))
+        references = self._trimmed(response)
+        ranked = sorted(references, key=lambda r: -(r.reranker_score or 0.0))
         return [self._hit(r, ran.get(r.activity_source or 0, query) or query) for r in ranked[:top]]
+
+    def _trimmed(self, response: RetrievalResponse) -> list[_Reference]:
+        """With security trimming on, only the references of this knowledge source, the one `filterAddOn`
+        filtered: a knowledge base may hold other sources (the web, blobs, other indexes) that nothing
+        trims. They are dropped, with a WARNING naming them."""
+        if self.spec.access_filter(None) is None:
+            return response.references
+        ours = {a.id for a in response.activity if a.knowledge_source_name == self.knowledge_source}
+        kept = [r for r in response.references if r.activity_source in ours]
+        dropped = [r for r in response.references if r.activity_source not in ours]
+        if dropped:
+            named: dict[int | None, str] = {
+                a.id: a.knowledge_source_name or a.type for a in response.activity
+            }
+            others = sorted({named.get(r.activity_source, r.type) for r in dropped})
+            log.warning(
+                "knowledge base %r: %d references from %s dropped: security trimming filters only the "
+                "knowledge source %r",
+                self.knowledge_base,
+                len(dropped),
+                ", ".join(repr(o) for o in others),
+                self.knowledge_source,
+            )
+        return kept
 
     def _hit(self, reference: _Reference, query: str) -> ScoredChunk:
         spec, data = self.spec, reference.source_data or {}

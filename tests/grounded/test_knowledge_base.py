@@ -255,3 +255,32 @@ async def test_the_bot_answers_through_the_knowledge_base(  # type: ignore[no-un
     assert citations and citations[0]["citation"][0]["appearance"]["name"] == "high_doc"
     (retrieve,) = cloud.requests("/retrieve")
     assert retrieve.body["intents"] == [{"type": "semantic", "search": "foo"}]
+
+
+async def test_with_trimming_references_from_other_knowledge_sources_are_dropped(  # type: ignore[no-untyped-def]
+    make_settings, cloud, caplog
+) -> None:
+    """filterAddOn filters this knowledge source only; a web source in the same knowledge base is not."""
+    body = example(WITH_INTENTS)["responses"]["200"]["body"]
+    web_activity = {"type": "web", "id": 9, "knowledgeSourceName": "ks-web"}
+    web_reference = {
+        "type": "web",
+        "id": "w1",
+        "activitySource": 9,
+        "url": "https://x.example",
+        "title": "Web",
+    }
+    body = {
+        **body,
+        "activity": [*body["activity"], web_activity],
+        "references": [*body["references"], web_reference],
+    }
+    cloud.retrieved = [Retrieved(body)]
+    untrimmed = knowledge_base(make_settings, cloud)
+    assert len(await untrimmed.retrieve("foo", top=20)) == 3
+    await untrimmed.aclose()
+    trimmed = knowledge_base(make_settings, cloud, AZURE_SEARCH_PERMITTED_GROUPS_COLUMN="groups")
+    hits = await trimmed.retrieve("foo", top=20, asker=Asker(groups=["g1"]))
+    await trimmed.aclose()
+    assert [h.chunk.id for h in hits] == ["myDocKey1", "myDocKey2"]
+    assert "1 references from 'ks-web' dropped" in caplog.text
