@@ -1,6 +1,6 @@
 """Bot turns per second: ragbot's `/api/messages` against botbuilder's stock CloudAdapter, same run.
 
-Run by hand: `.venv/bin/python -m bench.bot_throughput` (about 2 minutes; `--quick`: 32 conversations
+Run by hand: `.venv/bin/python -m bench.bot_throughput` (about 5 minutes; `--quick`: 32 conversations
 only, shorter runs), or as the `throughput` piece of `python -m bench`.
 
 Four processes on loopback: the load generator (this one, aiohttp client, N conversations each posting

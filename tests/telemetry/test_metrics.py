@@ -64,3 +64,35 @@ async def test_thumbs_up_and_down_are_counted(traced: Recorded, make_bot: MakeBo
         assert response.status == 200, await response.text()
     counted = {p.attributes["ragbot.reaction"]: p.value for p in traced.metric_points("ragbot.feedback")}
     assert counted == {"up": 2, "down": 1}
+
+
+async def test_a_streamed_call_is_one_chat_span_whose_usage_comes_from_the_last_chunk(
+    traced: Recorded,
+) -> None:
+    fake = FakeAzure()
+    chunk = {
+        "id": "chatcmpl-9",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "delta": {"content": "Hi"}}],
+    }
+    last = {
+        "id": "chatcmpl-9",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42},
+    }
+    fake.reply(Reply(events=[chunk, last]))
+    async with serve(fake.handle, method="POST") as url:
+        client = AzureOpenAIClient(base_url=url, api_version="2024-10-21", api_key=SecretStr("k"))
+        try:
+            received = [c async for c in client.chat_stream({"messages": []}, deployment="gpt-4o")]
+        finally:
+            await client.aclose()
+    assert len(received) == 2
+    (chat,) = [s for s in traced.spans() if s.name == "chat gpt-4o"]
+    attributes = dict(chat.attributes or {})
+    assert attributes["gen_ai.response.finish_reasons"] == ("length",)
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (40, 2)
+    assert [s.name for s in traced.children(chat)] == ["POST"]
+    sent = fake.requests[-1].headers["traceparent"]
+    assert sent.split("-")[1] == format(chat.context.trace_id, "032x")
