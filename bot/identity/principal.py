@@ -95,6 +95,8 @@ def from_headers(headers: Mapping[str, str]) -> Principal | None:
         return None
     if not isinstance(decoded, dict) or not isinstance(decoded.get("claims"), list):
         return None
+    if str(decoded.get("auth_typ") or "aad").lower() != "aad":
+        return None
     claims: dict[str, str] = {}
     for claim in decoded["claims"]:
         if (

@@ -252,6 +252,7 @@ def easy_auth(
 def test_app_service_authentication_headers_name_an_entra_user_only_when_consistent() -> None:
     assert from_headers(easy_auth(ANN)) == Principal(ANN, TENANT)
     assert from_headers(easy_auth(ANN, idp="google")) is None
+    assert from_headers({**easy_auth(ANN, idp="google"), "X-MS-CLIENT-PRINCIPAL-IDP": "aad"}) is None
     assert from_headers(easy_auth(ANN, claim_oid=BOB)) is None
     assert from_headers({"X-MS-CLIENT-PRINCIPAL-ID": ANN}) is None
     assert from_headers({**easy_auth(ANN), "X-MS-CLIENT-PRINCIPAL": "not base64 json"}) is None
