@@ -347,7 +347,7 @@ class TurnHandler:
                 "channel": activity["channelId"],
                 "conversation_id": activity["conversation"]["id"],
                 "user": user.get("name") or user["id"],
-                "user_id": user.get("aadObjectId") or user["id"],
+                "user_id": self.identities.user_id(activity),
                 "tenant_id": tenant_of(activity),
             }
             delivery = await self.handoff.deliver(summary, transcript, about)
@@ -486,12 +486,11 @@ class TurnHandler:
     async def _note_refusal(self, activity: Activity, question: str, answer: Answer) -> None:
         """Keep the refused question for `ragbot gaps`; the user already has the refusal, so a store
         fault is only logged."""
-        user = activity["from"]
         record = RefusalRecord(
             question=question,
             channel_id=activity["channelId"],
             conversation_id=activity["conversation"]["id"],
-            user_id=user.get("aadObjectId") or user.get("id"),
+            user_id=self.identities.user_id(activity),
             tenant_id=tenant_of(activity),
             intent=answer.intent,
             citations=answer.citations,
@@ -550,7 +549,7 @@ class TurnHandler:
             comment=comment,
             channel_id=activity["channelId"],
             conversation_id=activity["conversation"]["id"],
-            user_id=activity["from"].get("aadObjectId") or activity["from"]["id"],
+            user_id=self.identities.user_id(activity),
             tenant_id=tenant_of(activity),
         )
         try:

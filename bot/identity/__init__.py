@@ -91,6 +91,16 @@ class Identities:
             return None
         return who
 
+    def user_id(self, activity: Activity) -> str:
+        """Who to name in records (feedback, refusals, hand-offs): the validated object id, else the
+        channel's user id; a Direct Line client's `aadObjectId` names nobody. With inbound auth off
+        nothing is validated, so the records keep what the channel says."""
+        user = activity["from"]
+        if not self.trust_activities:
+            return str(user.get("aadObjectId") or user["id"])
+        who = self.principal(activity)
+        return who.object_id if who else str(user["id"])
+
     async def asker(self, activity: Activity, who: Principal | None) -> Asker:
         """Raises GroupsUnavailable when `who`'s groups should be known but cannot be read."""
         groups = list(self.dev_groups)

@@ -18,19 +18,22 @@ from typing import Any
 
 import pytest
 
+from bot.app import TURNS
 from bot.identity import ACCESS_UNKNOWN, Identities, build_identities
 from bot.identity.principal import Principal, UserBinding
 from bot.identity.settings import IdentitySettings
+from bot.refusals import list_refusals
 from bot.settings import BotSettings
 from indexing.chunking import Chunker
 from indexing.factory import EMBEDDING_CONTEXT_RESERVE, LOCAL_OVERLAP, azure_setup
 from indexing.pipeline import Indexer
 from indexing.targets import LocalTarget
+from rag.contract import REFUSAL, Answer
 from rag.factory import build_answerer
 from rag.local.embedder import DIMENSIONS, MAX_TOKENS, MODEL_NAME, LocalEmbedder
 from rag.settings import load_settings
 from tests.bot.conftest import MakeBot
-from tests.bot.fakes import activity
+from tests.bot.fakes import FakeAnswerer, activity
 from tests.bot.graph_fake import CLIENT_ID, CLIENT_SECRET, TENANT, GraphWorld, graph_world
 from tests.bot.test_bot_http import SERVICE_URL, OpenIdServer, auth_overrides, signing, token
 from tests.commandline import run_ragbot
@@ -418,3 +421,27 @@ async def test_on_azure_ai_search_the_filter_sent_carries_the_askers_graph_group
         return f"{public} or {by_group} or oids/any(u: search.in(u, '{oid}', ','))"
 
     assert set(filters) == {trimmed(ann_groups, ANN), trimmed(STAFF, BOB)}
+
+
+async def test_records_name_the_validated_user_not_the_one_a_client_claims(
+    make_bot: MakeBot, signing: tuple[Any, OpenIdServer], world: GraphWorld
+) -> None:
+    """A refused question is kept for `ragbot gaps` under who asked: Teams' validated object id, a Direct
+    Line client under its own user id, whatever `aadObjectId` it wrote."""
+    key, server = signing
+    refuse = FakeAnswerer(script=lambda question, history: Answer(content=REFUSAL))
+    bot = await make_bot(refuse, identities=identities(world), streaming=False, **auth_on(server))
+    await replies(bot, key, teams(QUESTION, BOB, "a:bob"))
+    spoofed = activity(
+        SERVICE_URL,
+        QUESTION,
+        channel="directline",
+        conversation_type=None,
+        tenant=None,
+        user_id="dl_x",
+        aad_object_id=ANN,
+        deliveryMode="expectReplies",
+    )
+    await replies(bot, key, spoofed)
+    records = await list_refusals(bot.client.app[TURNS].store)
+    assert sorted(r.user_id for r in records) == sorted([BOB, "dl_x"])
