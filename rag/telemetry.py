@@ -11,19 +11,21 @@ rest. User text (questions, search queries) is recorded only with ``RAGBOT_TRACE
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import aiohttp
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
 
 from rag.contract import Answer
 from rag.errors import ContentFiltered
 
 T = TypeVar("T")
+# A span attribute's value as OpenTelemetry accepts it. Spelled here because opentelemetry-api 1.45.0
+# defines its own `AttributeValue` in a way mypy does not take as a type (1.45.1 does).
+AttributeValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
 Attributes = Mapping[str, AttributeValue]
 
 _OFF: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
