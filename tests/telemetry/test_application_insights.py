@@ -1,8 +1,9 @@
 """One setting, APPLICATIONINSIGHTS_CONNECTION_STRING, and a real `ragbot serve` sends its turn to
 Application Insights: a loopback fake of the ingestion endpoint (Breeze, `POST /v2.1/track`) receives the
-turn as a Request envelope, its steps as RemoteDependency envelopes of the same operation id, and the
-metrics. Every other address the Azure Monitor distro might call goes to a loopback proxy that must
-stay silent: nothing leaves the machine."""
+turn as a Request envelope, its steps as RemoteDependency envelopes of the same operation id, the
+metrics and the log lines. An OTLP endpoint set beside it gets the same spans and metrics. Every other
+address the Azure Monitor distro might call goes to a loopback proxy that must stay silent: nothing
+leaves the machine."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from tests.bot.fakes import FakeConnector, activity
 from tests.loopback import serve
+from tests.otlp_receiver import otlp_receiver
 from tests.reliability.local_index import environment
 from tests.reliability.processes import start_serve
 from tests.telemetry.conftest import QUESTION
@@ -83,7 +85,7 @@ async def test_one_setting_sends_the_turn_and_its_metrics_to_application_insight
     connector = FakeConnector()
     service_url = str((await aiohttp_server(connector.app)).make_url("")).rstrip("/") + "/"
     ingestion = Ingestion()
-    async with serve(ingestion.handle) as url, silent_proxy() as (proxy, asked):
+    async with serve(ingestion.handle) as url, silent_proxy() as (proxy, asked), otlp_receiver() as otlp:
         env = environment(
             local_index,
             APPLICATIONINSIGHTS_CONNECTION_STRING=(
@@ -94,6 +96,7 @@ async def test_one_setting_sends_the_turn_and_its_metrics_to_application_insight
             APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
             APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED="true",
             OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel",
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
             OTEL_BSP_SCHEDULE_DELAY="100",
             OTEL_METRIC_EXPORT_INTERVAL="500",
             OTEL_BLRP_SCHEDULE_DELAY="100",
@@ -128,6 +131,9 @@ async def test_one_setting_sends_the_turn_and_its_metrics_to_application_insight
                         for m in e["data"]["baseData"]["metrics"]
                     )
                 )
+            )
+            await otlp.wait_for(
+                lambda r: "turn message" in r.span_names() and "ragbot.turns" in r.metric_names()
             )
         finally:
             process.send_signal(signal.SIGTERM)
