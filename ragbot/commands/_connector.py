@@ -1,12 +1,17 @@
 """What the connector commands (`chat`, `embed`, `image`, `raw`) share: which endpoint and model to use,
-and how their output names an error."""
+the client for it, and how their output names an error."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+from rag.azure.client import AzureOpenAIClient
+from rag.azure.connector import Purpose, connector_client
 from rag.errors import RagError
+from rag.settings import Settings
 from ragbot.logs import redact
 
 ENDPOINTS = """Endpoint: Azure OpenAI when AZURE_OPENAI_ENDPOINT (or _RESOURCE) is set, with
@@ -58,6 +63,18 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser, model_help: str) -> 
         help="Azure OpenAI or the OpenAI-compatible endpoint (default: auto, Azure when configured)",
     )
     parser.add_argument("--model", metavar="NAME", help=model_help)
+
+
+@asynccontextmanager
+async def open_client(
+    settings: Settings, args: argparse.Namespace, purpose: Purpose
+) -> AsyncIterator[AzureOpenAIClient]:
+    """The client `--provider` and `--model` pick for `purpose`, closed when the command is done with it."""
+    client = connector_client(settings, args.provider, purpose=purpose, model=args.model)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def error_json(exc: RagError, secrets: list[str]) -> dict[str, Any]:

@@ -13,10 +13,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from rag.azure.chat_request import ChatParams
-from rag.azure.connector import chat_in_order, connector_client
+from rag.azure.connector import chat_in_order
 from rag.errors import ConfigError, RagError
 from ragbot.commands._common import init, secret_values
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, concurrency, error_json
+from ragbot.commands._connector import (
+    ENDPOINTS,
+    add_endpoint_arguments,
+    concurrency,
+    error_json,
+    open_client,
+)
 from ragbot.logs import redact
 
 HELP = "chat completions from the model itself (several prompts, several choices, every parameter)"
@@ -224,16 +230,13 @@ async def _main(args: argparse.Namespace) -> int:
     defaults = ChatParams.from_settings(settings.rag.openai).wire()
     flags = parameters(args)
     bodies = [{**defaults, **body, **flags} for body in conversations(args)]
-    client = connector_client(settings.rag, args.provider, purpose="chat", model=args.model)
     failed = 0
-    try:
+    async with open_client(settings.rag, args, "chat") as client:
         number = 0
         async for result in chat_in_order(client, bodies, concurrency=args.concurrency):
             number += 1
             failed += isinstance(result, RagError)
             show(args, number, bodies, result, secrets)
-    finally:
-        await client.aclose()
     return 1 if failed else 0
 
 

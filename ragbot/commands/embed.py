@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from rag.azure.connector import connector_client, embed_texts
+from rag.azure.connector import embed_texts
 from rag.azure.embeddings import DEFAULT_BATCH
 from rag.errors import ConfigError
 from ragbot.commands._common import init
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_int
+from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, open_client, positive_int
 
 HELP = "embedding vectors of texts (arguments or a file), as JSON"
 DESCRIPTION = f"""Print the embedding of each text as one JSON object:
@@ -59,8 +59,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 async def _main(args: argparse.Namespace) -> int:
     texts = read_texts(args)
     settings = init()
-    client = connector_client(settings.rag, args.provider, purpose="embeddings", model=args.model)
-    try:
+    async with open_client(settings.rag, args, "embeddings") as client:
         result = await embed_texts(
             client,
             texts,
@@ -68,8 +67,6 @@ async def _main(args: argparse.Namespace) -> int:
             api_version=client.api_version if client.mode == "azure" else None,
             batch_size=args.batch,
         )
-    finally:
-        await client.aclose()
     for row, text in zip(result["data"], texts, strict=True):
         row["text"] = text
     print(json.dumps(result, ensure_ascii=False))

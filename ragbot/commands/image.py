@@ -9,11 +9,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from rag.azure.connector import connector_client, images_per_request
+from rag.azure.connector import images_per_request
 from rag.azure.images import MAX_IMAGE_BYTES, SIZES, ImageRequest, generate_images
 from rag.errors import ConfigError
 from ragbot.commands._common import init
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_float, positive_int
+from ragbot.commands._connector import (
+    ENDPOINTS,
+    add_endpoint_arguments,
+    open_client,
+    positive_float,
+    positive_int,
+)
 
 HELP = "create images from a prompt (images/generations) and write them to a folder"
 DESCRIPTION = f"""Create 1-10 images (images/generations) and write each to --out as
@@ -65,8 +71,7 @@ async def _main(args: argparse.Namespace) -> int:
         error = exc.errors()[0]
         raise ConfigError(f"--{'-'.join(str(p) for p in error['loc'])}: {error['msg']}") from None
     settings = init()
-    client = connector_client(settings.rag, args.provider, purpose="images", model=args.model)
-    try:
+    async with open_client(settings.rag, args, "images") as client:
         saved = await generate_images(
             client,
             request,
@@ -75,8 +80,6 @@ async def _main(args: argparse.Namespace) -> int:
             max_bytes=args.max_bytes,
             download_time_limit=args.download_timeout,
         )
-    finally:
-        await client.aclose()
     if args.json:
         print(json.dumps([image.model_dump(mode="json") for image in saved], ensure_ascii=False))
         return 0

@@ -14,11 +14,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from rag.azure.client import DEFAULT_MAX_BYTES, RawResponse, Upload
-from rag.azure.connector import connector_client
 from rag.azure.retry import RetryPolicy
 from rag.errors import ConfigError
 from ragbot.commands._common import init, secret_values
-from ragbot.commands._connector import ENDPOINTS, add_endpoint_arguments, positive_float, positive_int
+from ragbot.commands._connector import (
+    ENDPOINTS,
+    add_endpoint_arguments,
+    open_client,
+    positive_float,
+    positive_int,
+)
 from ragbot.logs import MASK, redact
 
 HELP = "send any request to the model endpoint (credentials, retries and rate limit included)"
@@ -182,8 +187,7 @@ async def _main(args: argparse.Namespace, request: RawRequest) -> int:
         body = _debug_body(request, secrets)
         print("\n".join([*lines, *([">", *(f"> {line}" for line in body)] if body else [])]), file=sys.stderr)
 
-    client = connector_client(settings.rag, args.provider, purpose="raw", model=args.model)
-    try:
+    async with open_client(settings.rag, args, "raw") as client:
         response = await client.request(
             args.method,
             args.path,
@@ -197,8 +201,6 @@ async def _main(args: argparse.Namespace, request: RawRequest) -> int:
             on_request=trace if args.debug else None,
             max_bytes=args.max_bytes,
         )
-    finally:
-        await client.aclose()
     if args.debug:
         status = [f"< {response.status}", *(f"< {h}" for h in masked_headers(response.headers, secrets))]
         print("\n".join(status), file=sys.stderr)
