@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from pydantic import BaseModel, SecretStr
 
 from bot.identity.settings import IdentitySettings
@@ -48,3 +51,13 @@ def init() -> AllSettings:
         settings.log, secret_values(settings.rag, settings.bot, settings.telemetry, settings.identity)
     )
     return settings
+
+
+def write_output(output: str, path: Path | None, wrote: str) -> None:
+    """An export to standard output, or to `path` with `wrote <what> to <path>` on standard error (so
+    the line never mixes into the export)."""
+    if path is None:
+        sys.stdout.write(output)
+        return
+    path.write_text(output, encoding="utf-8")
+    print(f"wrote {wrote} to {path}", file=sys.stderr)

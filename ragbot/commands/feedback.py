@@ -11,7 +11,7 @@ from bot.feedback import FeedbackRecord, list_feedback, to_csv, to_json
 from bot.settings import BotSettings
 from bot.state import STATE_FILE, StateStore, StoreUnavailable, build_store
 from bot.state.sqlite import SqliteStore
-from ragbot.commands._common import init
+from ragbot.commands._common import init, write_output
 
 HELP = "list and export the feedback users gave on answers"
 DESCRIPTION = """List the thumbs up/down and comments users gave on answers in Teams, each with the
@@ -80,9 +80,5 @@ def run(args: argparse.Namespace) -> int:
     if args.reaction:
         records = [r for r in records if r.reaction == args.reaction]
     output = {"table": table, "csv": to_csv, "json": to_json}[args.format](records)
-    if args.output:
-        args.output.write_text(output, encoding="utf-8")
-        print(f"wrote {len(records)} ratings to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(output)
+    write_output(output, args.output, f"{len(records)} ratings")
     return 0

@@ -13,7 +13,7 @@ from bot.feedback import FeedbackRecord, list_feedback
 from bot.refusals import RefusalRecord, list_refusals
 from bot.state import StateStore, StoreUnavailable
 from rag.local.embedder import LocalEmbedder
-from ragbot.commands._common import init
+from ragbot.commands._common import init, write_output
 from ragbot.commands.feedback import server_store
 from ragbot.evaluation.from_feedback import append_rows, feedback_rows
 from ragbot.evaluation.questions import EvalFileError
@@ -106,9 +106,5 @@ def run(args: argparse.Namespace) -> int:
         log.info("grouping %d questions with the local embedding model (about 100 a second)", len(items))
     gaps = asyncio.run(find_gaps(items, LocalEmbedder(), args.similarity))
     output = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](gaps)
-    if args.out:
-        args.out.write_text(output, encoding="utf-8")
-        print(f"wrote {len(gaps)} gaps to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(output)
+    write_output(output, args.out, f"{len(gaps)} gaps")
     return 0
