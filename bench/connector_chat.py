@@ -17,6 +17,7 @@ import time
 from aiohttp import web
 from pydantic import SecretStr
 
+from bench.loopback import LoopbackServer
 from bench.rows import Row, render
 from rag.azure.client import AzureOpenAIClient
 from rag.azure.connector import chat_in_order
@@ -25,11 +26,18 @@ BENCH = "connector"
 MODEL_MS = 50
 
 
-async def _answer(request: web.Request) -> web.Response:
-    await request.read()
-    await asyncio.sleep(MODEL_MS / 1000)
-    message = {"role": "assistant", "content": "ok"}
-    return web.json_response({"choices": [{"index": 0, "finish_reason": "stop", "message": message}]})
+class SlowModel(LoopbackServer):
+    """A chat completions endpoint that takes MODEL_MS to answer anything."""
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/{tail:.*}", self._answer)
+
+    @staticmethod
+    async def _answer(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(MODEL_MS / 1000)
+        message = {"role": "assistant", "content": "ok"}
+        return web.json_response({"choices": [{"index": 0, "finish_reason": "stop", "message": message}]})
 
 
 async def _seconds(url: str, prompts: int, concurrency: int) -> float:
@@ -49,19 +57,13 @@ async def _seconds(url: str, prompts: int, concurrency: int) -> float:
 
 
 async def _measure(prompts: int) -> list[Row]:
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", _answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    model = SlowModel()
+    await model.start()
     try:
-        url = f"http://127.0.0.1:{port}"
-        sequential = await _seconds(url, prompts, 1)
-        figures = [(concurrency, await _seconds(url, prompts, concurrency)) for concurrency in (4, 8)]
+        sequential = await _seconds(model.url, prompts, 1)
+        figures = [(concurrency, await _seconds(model.url, prompts, concurrency)) for concurrency in (4, 8)]
     finally:
-        await runner.cleanup()
+        await model.stop()
     return [
         Row(
             bench=BENCH,
