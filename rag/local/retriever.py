@@ -36,7 +36,7 @@ from rag.embedding import Embedder
 from rag.errors import ConfigError, NotReady
 from rag.grounded.fusion import fuse
 from rag.grounded.text import STOPWORDS, content_words, same_platform
-from rag.local.store import LocalStore
+from rag.local.store import LocalStore, not_a_file
 from rag.settings import QueryType
 
 VECTOR_WEIGHT = 2.0
@@ -88,9 +88,9 @@ class LocalRetriever:
         self._corrections_lock = threading.Lock()  # spell() runs in worker threads
 
     def _problem(self) -> str | None:
-        if not self.path.is_file():
-            return f"the local index {self.path} does not exist: {BUILD_HINT}"
-        return None
+        if self.path.is_file():
+            return None
+        return not_a_file(self.path) or f"the local index {self.path} does not exist: {BUILD_HINT}"
 
     async def store(self) -> LocalStore:
         async with self._lock:

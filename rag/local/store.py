@@ -110,6 +110,17 @@ class StoreMismatchError(ConfigError):
     """The file was built by another embedding model (or dimensions, or schema): re-index into a new file."""
 
 
+def not_a_file(path: Path) -> str | None:
+    """What is wrong when `path` is there but is no file (a folder left by a mount or a copy): SQLite
+    would only say "unable to open database file", which reads like a permission problem."""
+    if not path.exists() or path.is_file():
+        return None
+    kind = "a folder" if path.is_dir() else "not a regular file"
+    return (
+        f"the local index {path} is {kind}, not an index file: move it away or set RAGBOT_DATA_DIR elsewhere"
+    )
+
+
 class StoreUnreadableError(ConfigError):
     """The file cannot be opened (permissions, a write-ahead log that cannot be read): names the file and
     the directory, and what to change."""
@@ -158,6 +169,9 @@ class LocalStore:
 
     def _connect(self) -> tuple[sqlite3.Connection, tuple[int, ...]]:
         """Open the file and check it was built for this embedder (a writer creates the schema if needed)."""
+        problem = not_a_file(self.path)
+        if problem:
+            raise StoreUnreadableError(problem)
         if self.read_only:
             return self._connect_reader()
         try:

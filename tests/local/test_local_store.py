@@ -600,3 +600,13 @@ def test_entra_ids_are_kept_in_lower_case(store: LocalStore) -> None:
     fill(store, ["vpn"], filepath="ceo.md", users=(guid,))
     assert store.file_chunks("ceo.md")[0].user_ids == [guid.lower()]
     assert ids(store.vector_search(unit(2), 1, Asker(aad_object_id=guid.lower()))) == ["ceo.md#vpn"]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_an_index_path_that_is_a_folder_is_called_a_folder(tmp_path: Path, read_only: bool) -> None:
+    """SQLite says only "unable to open database file", which read as a permission problem."""
+    path = tmp_path / "index.sqlite"
+    path.mkdir()
+    with pytest.raises(ConfigError, match=r"index\.sqlite is a folder, not an index file") as caught:
+        LocalStore(path, read_only=read_only)
+    assert "writable" not in str(caught.value)
