@@ -5,6 +5,7 @@ a stream printed as it arrives, and a missing or unreadable index that names the
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -121,6 +122,24 @@ def test_without_an_index_it_names_the_setting_and_the_command(tmp_path: Path) -
     assert result.returncode == 2
     assert f"looked for {tmp_path / 'data' / 'index.sqlite'}" in result.stderr
     assert "RAGBOT_DATA_DIR" in result.stderr and "ragbot index FOLDER" in result.stderr
+
+
+def test_json_without_an_index_prints_one_error_object_and_exits_2(tmp_path: Path) -> None:
+    """A JSON reader gets an object, as for a failed answer, not an empty standard output."""
+    result = run_ragbot("ask", "--json", "How do I connect to the VPN?", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stdout.splitlines()
+    error = json.loads(line)["error"]
+    assert error["type"] == "NotReady" and "does not exist" in error["message"]
+    assert "not ready" in result.stderr
+
+
+def test_an_index_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "data" / "index.sqlite").mkdir(parents=True)
+    result = run_ragbot("ask", "How do I connect to the VPN?", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "data/index.sqlite is a folder, not an index file" in result.stderr
+    assert "does not exist" not in result.stderr
 
 
 def test_an_unreadable_index_is_a_set_up_problem_exit_2_like_serve(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ def not_ready_hint(settings: AllSettings, reason: str) -> str:
     """What to change when the local index is missing: the folder it was looked for in, and how it
     is found (RAGBOT_DATA_DIR, relative to the current folder) or built."""
     index = settings.rag.ragbot.local_index_path
-    if index.is_file():
+    if index.exists():  # there but unusable: the reason says what is wrong with it
         return reason
     return (
         f"{reason}\n  looked for {index.resolve()} (RAGBOT_DATA_DIR={settings.rag.ragbot.data_dir}, "
@@ -219,10 +219,11 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         reason = await answerer.ready()
         if reason:
-            print(
-                f"ragbot ask: the {answerer.name} backend is not ready: {not_ready_hint(settings, reason)}",
-                file=sys.stderr,
-            )
+            problem = not_ready_hint(settings, reason)
+            if args.json:  # as for a failed answer: a JSON reader gets an object, people read stderr
+                body = {"type": "NotReady", "message": redact(problem)}
+                print(json.dumps({"error": body}, ensure_ascii=False), flush=True)
+            print(f"ragbot ask: the {answerer.name} backend is not ready: {problem}", file=sys.stderr)
             return 2  # no index, an unreadable one, refused credentials: set-up to fix, as serve's exit 2
         return await _ask(args, answerer, asker)
     except RagError as exc:
