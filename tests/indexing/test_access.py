@@ -17,7 +17,7 @@ from search_fake import FakeSearch
 from indexing.chunking import Chunker
 from indexing.factory import azure_setup
 from indexing.knowledge_base import plan, publish
-from indexing.pipeline import Indexer
+from indexing.pipeline import Indexer, IndexSummary
 from indexing.targets import LocalTarget
 from rag.contract import Answerer, Asker
 from rag.factory import build_answerer
@@ -86,6 +86,15 @@ def azure_env(search: FakeSearch, **extra: str) -> dict[str, str]:
     }
 
 
+async def index_into_search(settings: Settings, folder: Path) -> IndexSummary:
+    """`folder` through the real pipeline into the loopback Azure AI Search (its client closed after)."""
+    setup = azure_setup(settings, retry_base=0.01)
+    try:
+        return await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
+    finally:
+        await setup.target.aclose()
+
+
 async def seen_by_each(answerer: Answerer, question: str) -> dict[str, set[str]]:
     """The files each asker's answer to `question` cites."""
     found: dict[str, set[str]] = {}
@@ -129,11 +138,7 @@ async def test_azure_ai_search_shows_each_asker_their_documents(
     folder: Path, make_settings: Make, search: FakeSearch
 ) -> None:
     indexing = make_settings(azure_env(search))
-    setup = azure_setup(indexing, retry_base=0.01)
-    try:
-        summary = await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
-    finally:
-        await setup.target.aclose()
+    summary = await index_into_search(indexing, folder)
     assert summary.errors == [] and summary.files_indexed == len(FILES)
     stored = {d["filepath"]: (d["groups"], d["oids"]) for d in search.docs().values()}
     assert stored == {
@@ -159,11 +164,7 @@ async def test_on_your_data_sends_each_asker_their_filter(
 ) -> None:
     """On Your Data searches on the service side: the fake applies the data source's filter to the
     documents the indexer wrote, as Azure AI Search would, and cites what passes."""
-    setup = azure_setup(make_settings(azure_env(search)), retry_base=0.01)
-    try:
-        await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
-    finally:
-        await setup.target.aclose()
+    await index_into_search(make_settings(azure_env(search)), folder)
     documents = list(search.docs().values())
 
     def respond(body: Any) -> Reply:
@@ -199,11 +200,7 @@ async def test_a_knowledge_base_shows_each_asker_their_documents(
 ) -> None:
     """The knowledge base's retrieve applies `filterAddOn` as the index search applies `filter`."""
     settings = make_settings(azure_env(search))
-    setup = azure_setup(settings, retry_base=0.01)
-    try:
-        await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
-    finally:
-        await setup.target.aclose()
+    await index_into_search(settings, folder)
     await publish(settings, *plan(settings, "kb-agentic"))
     answering = make_settings(
         {
@@ -225,11 +222,7 @@ async def test_an_azure_index_without_a_field_for_an_access_list_refuses_the_fil
 ) -> None:
     """A file naming users cannot go into an index without a users field: it would be everyone's."""
     settings = make_settings({**azure_env(search), "AZURE_SEARCH_PERMITTED_USERS_COLUMN": ""})
-    setup = azure_setup(settings, retry_base=0.01)
-    try:
-        summary = await Indexer(setup.target, setup.embedder, CHUNKER).run([folder])
-    finally:
-        await setup.target.aclose()
+    summary = await index_into_search(settings, folder)
     refused = {error.path: error.reason for error in summary.errors}
     assert set(refused) == {str(folder / "exec/board-notes.md"), str(folder / "audit/findings.html")}
     assert all("AZURE_SEARCH_PERMITTED_USERS_COLUMN is unset" in reason for reason in refused.values())
