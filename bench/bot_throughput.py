@@ -24,8 +24,9 @@ Connector that takes the replies. Servers, each measured in turn:
   OTEL_EXPORTER_OTLP_ENDPOINT set), exported over OTLP/HTTP to a loopback receiver that decodes every
   export (a fifth process; metrics every second, so their export is measured too), every turn traced
   (OpenTelemetry's default sampler);
-- ragbot-sampled: the same with one turn in ten traced (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
-  OTEL_TRACES_SAMPLER_ARG=0.1); metrics still count every turn;
+- ragbot-sampled, ragbot-sampled-1pc: the same with one turn in ten, in a hundred traced
+  (OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1, 0.01); metrics still count
+  every turn;
 - bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
 
 Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -67,7 +69,19 @@ SERVERS = (
 TYPING_ANSWER_S = 0.01
 """How long ragbot-typing's answers take: long enough for the typing indicator to go out first."""
 READY_S = 60.0
-SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+TRACING: dict[str, tuple[str, dict[str, str] | None]] = {
+    # server kind: (what the row says, the telemetry settings beside the OTLP endpoint; None: off)
+    "ragbot-untraced": ("telemetry off", None),
+    "ragbot-traced": ("every turn traced", {}),
+    "ragbot-sampled": (
+        "1 turn in 10 traced",
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    ),
+    "ragbot-sampled-1pc": (
+        "1 turn in 100 traced",
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    ),
+}
 ROUNDS = 3
 EXPORT_WAIT_S = 2.5
 """The batch span processor exports every second here (OTEL_BSP_SCHEDULE_DELAY, default 5 s): after a
@@ -239,7 +253,7 @@ def _serve(kind: str, port: int, data_dir: str, storage: str, env: dict[str, str
 
     os.environ.update(env)
     logging.basicConfig(level=logging.ERROR)
-    if kind in ("ragbot-traced", "ragbot-sampled"):
+    if TRACING.get(kind, ("", None))[1] is not None:
         from bot.telemetry import TelemetrySettings, setup
 
         setup(TelemetrySettings(_env_file=None))  # type: ignore[call-arg]
@@ -420,9 +434,9 @@ async def measure_telemetry(
     connector_url: str,
     cpus: set[int] | None,
 ) -> dict[tuple[str, int], Result]:
-    """ragbot with telemetry off, every turn traced and one in ten traced, all three servers up at once
-    and loaded in turn, ROUNDS times each: on a shared machine the load drifts over a minute, and taking
-    the rounds in alternation puts the same drift on all three."""
+    """ragbot with telemetry off and traced at the rates of TRACING, all servers up at once and loaded in
+    turn, ROUNDS times each: on a shared machine the load drifts over a minute, and taking the rounds in
+    alternation puts the same drift on all of them."""
     results: dict[tuple[str, int], Result] = {}
     async with Process("otlp", cpus=cpus) as otlp:
         exported = {
@@ -430,28 +444,26 @@ async def measure_telemetry(
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",
             "OTEL_BSP_SCHEDULE_DELAY": "1000",
         }
-        folders = {kind: Path(data_dir) / kind for kind in ("off", "traced", "sampled")}
-        for folder in folders.values():
-            folder.mkdir()  # one SQLite state file per server
-        async with (
-            Process("ragbot", str(folders["off"]), storage, cpus=cpus) as off,
-            Process("ragbot-traced", str(folders["traced"]), storage, cpus=cpus, env=exported) as traced,
-            Process(
-                "ragbot-sampled", str(folders["sampled"]), storage, cpus=cpus, env={**exported, **SAMPLED}
-            ) as sampled,
-        ):
-            servers = {"ragbot-untraced": off, "ragbot-traced": traced, "ragbot-sampled": sampled}
+        async with contextlib.AsyncExitStack() as stack:
+            servers = {}
+            for kind, (_, settings) in TRACING.items():
+                folder = Path(data_dir) / kind
+                folder.mkdir()  # one SQLite state file per server
+                env = None if settings is None else {**exported, **settings}
+                servers[kind] = await stack.enter_async_context(
+                    Process(kind, str(folder), storage, cpus=cpus, env=env)
+                )
             for conversations in [level for level in levels if level > 1]:
                 runs: dict[str, list[Result]] = {kind: [] for kind in servers}
                 for _ in range(ROUNDS):
                     for kind, server in servers.items():
                         await load(server.url, connector_url + "/", conversations, min(1.0, seconds / 3), 0.0)
-                        if kind != "ragbot-untraced":
+                        if TRACING[kind][1] is not None:
                             await asyncio.sleep(EXPORT_WAIT_S)  # the warm-up's spans are in
                         cpu, spans = server.cpu_seconds(), await _spans_received(otlp.url)
                         result = await load(server.url, connector_url + "/", conversations, seconds / 2, 0.0)
                         result.cpu_ms_per_turn = (server.cpu_seconds() - cpu) * 1000 / max(1, result.turns)
-                        if kind != "ragbot-untraced":
+                        if TRACING[kind][1] is not None:
                             await asyncio.sleep(EXPORT_WAIT_S)  # the last batch of the run is exported
                             result.spans_per_turn = (await _spans_received(otlp.url) - spans) / max(
                                 1, result.turns
@@ -529,12 +541,10 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
             figure = f"ragbot with typing indicator, {level} conv."
             rows.append(_against_stock(figure, "stock with ShowTypingMiddleware", typing, stock_typing, note))
         untraced = results.get(("ragbot-untraced", level))
-        for kind, figure in (
-            ("ragbot-traced", f"ragbot, every turn traced, OTLP export, {level} conv."),
-            ("ragbot-sampled", f"ragbot, 1 turn in 10 traced, OTLP export, {level} conv."),
-        ):
+        for kind, (label, settings) in TRACING.items():
             traced = results.get((kind, level))
-            if traced and untraced:
+            figure = f"ragbot, {label}, OTLP export, {level} conv."
+            if traced and untraced and settings is not None:
                 note = (
                     f"median of {ROUNDS} alternating runs; server CPU/turn {traced.cpu_ms_per_turn:.2f} ms, "
                     f"off {untraced.cpu_ms_per_turn:.2f} ms; {traced.spans_per_turn:.2f} spans/turn "

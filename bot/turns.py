@@ -360,7 +360,6 @@ class TurnHandler:
     ) -> str:
         typing = TypingIndicator(outbox, self.timing.typing_delay, self.timing.typing_period)
         failure: BaseException | None = None
-        started = time.perf_counter()
         try:
             answer = await self.answerer.answer(snapshot.state.history(), question, asker)
         except Exception as exc:
@@ -371,7 +370,6 @@ class TurnHandler:
             self._log_failure(failure)
             await outbox.send(render_error(failure, activity["channelId"]))
             return telemetry.outcome(None, failure)
-        telemetry.record_first_token(started, activity["channelId"])
         reply = self._render(activity, answer)
         reply_id = await outbox.send(reply)
         await self._remember(activity, key, snapshot, question, answer, reply_id, outbox)

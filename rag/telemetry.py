@@ -10,6 +10,7 @@ rest. User text (questions, search queries) is recorded only with ``RAGBOT_TRACE
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -40,7 +41,11 @@ class _Instruments:
     def __init__(self, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider) -> None:
         self.tracer = tracer_provider.get_tracer("ragbot")
         meter = meter_provider.get_meter("ragbot")
-        self.turns = meter.create_counter("ragbot.turns", "{turn}", "questions answered, by outcome")
+        # counted in a plain dict and read at export: a turn pays a dict increment, not an SDK measurement
+        self.turn_counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        meter.create_observable_counter(
+            "ragbot.turns", [self._observe_turns], "{turn}", "questions answered, by outcome"
+        )
         self.turn_duration = meter.create_histogram(
             "ragbot.turn.duration",
             "s",
@@ -50,7 +55,7 @@ class _Instruments:
         self.time_to_first_token = meter.create_histogram(
             "ragbot.turn.time_to_first_token",
             "s",
-            "from the question reaching the answer backend to the first text of the answer",
+            "streamed answers: from the question reaching the answer backend to the first text shown",
             explicit_bucket_boundaries_advisory=SECONDS,
         )
         self.retries = meter.create_counter("ragbot.upstream.retries", "{retry}", "upstream calls retried")
@@ -63,6 +68,13 @@ class _Instruments:
         )
         self.feedback = meter.create_counter("ragbot.feedback", "{rating}", "thumbs up and down on answers")
         self.index_chunks = meter.create_gauge("ragbot.index.chunks", "{chunk}", "chunks in the local index")
+
+    def _observe_turns(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        """Runs on the exporter's thread: a copy of the counts (one C-level call, safe under the GIL)."""
+        return [
+            metrics.Observation(count, {"ragbot.outcome": result, "ragbot.channel": channel})
+            for (result, channel), count in list(self.turn_counts.items())
+        ]
 
 
 class _Switch:
@@ -257,13 +269,16 @@ def record_turn(result: str, channel: str, started: float) -> None:
     """One question turn ended with `result` (see :func:`outcome`); `started` is its perf_counter()."""
     if (on := _switch.on) is None:
         return
-    attributes = {"ragbot.outcome": result, "ragbot.channel": channel}
     trace.get_current_span().set_attribute("ragbot.outcome", result)
-    on.turns.add(1, attributes)
-    on.turn_duration.record(time.perf_counter() - started, attributes)
+    on.turn_counts[(result, channel)] += 1
+    on.turn_duration.record(
+        time.perf_counter() - started, {"ragbot.outcome": result, "ragbot.channel": channel}
+    )
 
 
 def record_first_token(started: float, channel: str) -> None:
+    """The first text of a streamed answer was shown (an answer sent whole has no first token: its
+    time is the turn's)."""
     if (on := _switch.on) is not None:
         on.time_to_first_token.record(time.perf_counter() - started, {"ragbot.channel": channel})
 

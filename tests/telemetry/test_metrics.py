@@ -96,3 +96,16 @@ async def test_a_streamed_call_is_one_chat_span_whose_usage_comes_from_the_last_
     assert [s.name for s in traced.children(chat)] == ["POST"]
     sent = fake.requests[-1].headers["traceparent"]
     assert sent.split("-")[1] == format(chat.context.trace_id, "032x")
+
+
+async def test_time_to_first_token_is_measured_on_streamed_answers(
+    traced: Recorded, make_bot: MakeBot
+) -> None:
+    bot = await make_bot()
+    await bot.ask(activity(bot.service_url, "How do I use the VPN?"))  # Teams personal chat: streamed
+    whole = activity(bot.service_url, "How do I use the VPN?", channel="emulator", conversation_type=None)
+    await bot.ask(whole)  # sent whole: its time is the turn's, no first token
+    (first,) = traced.metric_points("ragbot.turn.time_to_first_token")
+    assert first.count == 1 and first.attributes == {"ragbot.channel": "msteams"}
+    turns = {p.attributes["ragbot.channel"]: p.value for p in traced.metric_points("ragbot.turns")}
+    assert turns == {"msteams": 1, "emulator": 1}
