@@ -421,7 +421,9 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
                         result.typing_per_turn = typing / max(1, result.turns)
                         results[(kind, conversations)] = result
             results.update(
-                await measure_telemetry(levels, seconds, data_dir, storage, connector.url, server_cpus)
+                await measure_telemetry(
+                    levels, seconds, data_dir, storage, connector.url, server_cpus, other_cpus
+                )
             )
     return results
 
@@ -433,12 +435,13 @@ async def measure_telemetry(
     storage: str,
     connector_url: str,
     cpus: set[int] | None,
+    other_cpus: set[int] | None,
 ) -> dict[tuple[str, int], Result]:
     """ragbot with telemetry off and traced at the rates of TRACING, all servers up at once and loaded in
     turn, ROUNDS times each: on a shared machine the load drifts over a minute, and taking the rounds in
     alternation puts the same drift on all of them."""
     results: dict[tuple[str, int], Result] = {}
-    async with Process("otlp", cpus=cpus) as otlp:
+    async with Process("otlp", cpus=other_cpus) as otlp:  # the collector's work is not the bot's
         exported = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",
@@ -475,8 +478,12 @@ async def measure_telemetry(
 
 
 def _median(runs: list[Result]) -> Result:
-    """The run with the median turns/s (its latencies and CPU with it)."""
-    return sorted(runs, key=lambda r: r.turns_per_s)[len(runs) // 2]
+    """The run with the median turns/s (its latencies with it), with the median CPU and spans per turn
+    of all runs (each median on its own: one run's hiccup moves neither)."""
+    middle = sorted(runs, key=lambda r: r.turns_per_s)[len(runs) // 2]
+    middle.cpu_ms_per_turn = statistics.median(r.cpu_ms_per_turn for r in runs)
+    middle.spans_per_turn = statistics.median(r.spans_per_turn for r in runs)
+    return middle
 
 
 def _levels(kind: str, levels: Sequence[int]) -> list[int]:
