@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from bot.identity.errors import GroupsUnavailable
+from bot.lru import BoundedLRU
 
 ENTRY_OVERHEAD = 100
 """Bytes counted per cached user besides the ids (key, list, timestamps)."""
@@ -31,7 +31,6 @@ class GroupSource(Protocol):
 class _Entry:
     groups: tuple[str, ...]
     expires: float
-    size: int
 
 
 class CachedGroups:
@@ -48,11 +47,8 @@ class CachedGroups:
         self.source = source
         self.deadline = deadline
         self.ttl = ttl
-        self.max_users = max_users
-        self.max_bytes = max_bytes
         self.clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._bytes = 0
+        self._entries: BoundedLRU[str, _Entry] = BoundedLRU(max_items=max_users, max_bytes=max_bytes)
         self._pending: dict[str, asyncio.Task[tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
@@ -60,15 +56,14 @@ class CachedGroups:
 
     @property
     def bytes(self) -> int:
-        return self._bytes
+        return self._entries.bytes
 
     async def groups(self, object_id: str) -> list[str]:
-        entry = self._entries.get(object_id)
-        if entry is not None:
+        if object_id in self._entries:
+            entry = self._entries[object_id]
             if entry.expires > self.clock():
-                self._entries.move_to_end(object_id)
                 return list(entry.groups)
-            self._drop(object_id)
+            self._entries.drop(object_id)
         task = self._pending.get(object_id)
         if task is None:
             task = asyncio.create_task(self._lookup(object_id))
@@ -95,24 +90,11 @@ class CachedGroups:
         if self.ttl <= 0:
             return
         size = ENTRY_OVERHEAD + len(object_id) + sum(len(g) + 8 for g in groups)
-        if size > self.max_bytes // 4:
-            return  # one user in thousands of groups must not flush everyone else
-        self._drop(object_id)
-        self._entries[object_id] = _Entry(groups, self.clock() + self.ttl, size)
-        self._bytes += size
-        while len(self._entries) > self.max_users or self._bytes > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self._bytes -= old.size
-
-    def _drop(self, object_id: str) -> None:
-        old = self._entries.pop(object_id, None)
-        if old is not None:
-            self._bytes -= old.size
+        self._entries.put(object_id, _Entry(groups, self.clock() + self.ttl), size)
 
     async def aclose(self) -> None:
         for task in list(self._pending.values()):
             task.cancel()
         await asyncio.gather(*self._pending.values(), return_exceptions=True)
         self._entries.clear()
-        self._bytes = 0
         await self.source.aclose()

@@ -8,8 +8,7 @@ Replicas sharing a store must not use it (a stale read would answer from an old 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
+from bot.lru import BoundedLRU
 from bot.state.store import Conflict, StateStore, Stored
 
 CACHED_ITEMS = 2000
@@ -21,10 +20,7 @@ class CachedStore:
         self, inner: StateStore, *, items: int = CACHED_ITEMS, max_bytes: int = CACHED_BYTES
     ) -> None:
         self.inner = inner
-        self.max_items = items
-        self.max_bytes = max_bytes
-        self._cache: OrderedDict[str, Stored | None] = OrderedDict()
-        self._bytes = 0
+        self._cache: BoundedLRU[str, Stored | None] = BoundedLRU(max_items=items, max_bytes=max_bytes)
 
     @property
     def name(self) -> str:
@@ -34,26 +30,16 @@ class CachedStore:
         return len(key) + (len(stored.doc) + len(stored.etag) if stored else 0)
 
     def _put(self, key: str, stored: Stored | None) -> None:
-        self._drop(key)
-        size = self._size(key, stored)
-        if size > self.max_bytes // 4:
-            return  # one huge document must not flush everyone else's
-        self._cache[key] = stored
-        self._bytes += size
-        while len(self._cache) > self.max_items or self._bytes > self.max_bytes:
-            old_key, old = self._cache.popitem(last=False)
-            self._bytes -= self._size(old_key, old)
+        self._cache.put(key, stored, self._size(key, stored))
 
     def _drop(self, key: str) -> None:
-        if key in self._cache:
-            self._bytes -= self._size(key, self._cache.pop(key))
+        self._cache.drop(key)
 
     async def open(self) -> None:
         await self.inner.open()
 
     async def read(self, key: str) -> Stored | None:
         if key in self._cache:
-            self._cache.move_to_end(key)
             return self._cache[key]
         stored = await self.inner.read(key)
         self._put(key, stored)
@@ -97,5 +83,4 @@ class CachedStore:
 
     async def aclose(self) -> None:
         self._cache.clear()
-        self._bytes = 0
         await self.inner.aclose()

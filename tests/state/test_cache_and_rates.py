@@ -15,14 +15,14 @@ async def test_the_cache_is_bounded_in_count_and_bytes_and_forgets_a_conflict() 
     cache = CachedStore(inner, items=3, max_bytes=4000)
     for n in range(5):
         await cache.put(f"k{n}", "x" * 100)
-    assert len(cache._cache) == 3 and cache._bytes <= 4000
+    assert len(cache._cache) == 3 and cache._cache.bytes <= 4000
     await cache.put("big", "y" * 1500)  # more than a quarter of the budget: not cached at all
     assert "big" not in cache._cache and (await cache.read("big")) is not None
     await cache.put("a", "x" * 900)
     await cache.put("b", "x" * 900)
     await cache.put("c", "x" * 900)
     await cache.put("d", "x" * 900)
-    assert cache._bytes <= 4000 and list(cache._cache) == ["b", "c", "d"]
+    assert cache._cache.bytes <= 4000 and list(cache._cache) == ["b", "c", "d"]
 
     stale = await cache.create("t", "v1")
     await inner.replace("t", "v2 by another writer", stale)  # behind the cache's back
