@@ -27,6 +27,9 @@ Connector that takes the replies. Servers, each measured in turn:
 - ragbot-sampled, ragbot-sampled-1pc: the same with one turn in ten, in a hundred traced
   (OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1, 0.01); metrics still count
   every turn;
+- ragbot-local-untraced, ragbot-local-traced: the default product - the local backend answering from
+  the sample index (samples/helpdesk, built once for the run) - with telemetry off and every turn traced,
+  32 conversations: what tracing costs beside real retrieval rather than an instant answer;
 - bare: an aiohttp handler that parses the JSON body and answers JSON (no reply at all): the ceiling.
 
 Auth is off for all (no app id), as in local mode. The figure to read is ragbot / stock.
@@ -41,7 +44,10 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -82,6 +88,12 @@ TRACING: dict[str, tuple[str, dict[str, str] | None]] = {
         {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
     ),
 }
+TRACING_LOCAL: dict[str, tuple[str, dict[str, str] | None]] = {
+    "ragbot-local-untraced": ("local backend, telemetry off", None),
+    "ragbot-local-traced": ("local backend, every turn traced", {}),
+}
+LOCAL_LEVEL = 32
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "helpdesk"
 ROUNDS = 3
 EXPORT_WAIT_S = 2.5
 """The batch span processor exports every second here (OTEL_BSP_SCHEDULE_DELAY, default 5 s): after a
@@ -200,11 +212,13 @@ def stock_agents_app() -> web.Application:
 
 
 def ragbot_app(
-    data_dir: str, storage: str, typing: bool = False, host: str = "botbuilder"
+    data_dir: str, storage: str, typing: bool = False, host: str = "botbuilder", local: bool = False
 ) -> web.Application:
     from bot.app import create_app
     from bot.settings import BotSettings
     from bot.turns import TurnTiming
+    from rag.factory import build_answerer
+    from rag.settings import load_settings
 
     settings = BotSettings(
         _env_file=None,  # type: ignore[call-arg]
@@ -215,6 +229,9 @@ def ragbot_app(
     )
     if typing:
         return create_app(settings, InstantAnswerer(TYPING_ANSWER_S), timing=TurnTiming(typing_delay=0))
+    if local:  # the index in data_dir, as `ragbot serve` with no Azure settings builds its backend
+        os.environ["RAGBOT_DATA_DIR"] = data_dir  # this server's own process
+        return create_app(settings, build_answerer(load_settings(env_file=None)))
     return create_app(settings, InstantAnswerer())
 
 
@@ -253,7 +270,7 @@ def _serve(kind: str, port: int, data_dir: str, storage: str, env: dict[str, str
 
     os.environ.update(env)
     logging.basicConfig(level=logging.ERROR)
-    if TRACING.get(kind, ("", None))[1] is not None:
+    if {**TRACING, **TRACING_LOCAL}.get(kind, ("", None))[1] is not None:
         from bot.telemetry import TelemetrySettings, setup
 
         setup(TelemetrySettings(_env_file=None))  # type: ignore[call-arg]
@@ -262,7 +279,14 @@ def _serve(kind: str, port: int, data_dir: str, storage: str, env: dict[str, str
 
         # As `ragbot serve` runs it (uvloop included); the others as their own samples run them.
         host = "agents" if kind == "agents" else "botbuilder"
-        serve(ragbot_app(data_dir, storage, typing=kind == "ragbot-typing", host=host), HOST, port)
+        app = ragbot_app(
+            data_dir,
+            storage,
+            typing=kind == "ragbot-typing",
+            host=host,
+            local=kind.startswith("ragbot-local"),
+        )
+        serve(app, HOST, port)
         return
     if kind == "otlp":
         from tests.otlp_receiver import OtlpReceiver
@@ -425,6 +449,13 @@ async def measure(levels: Sequence[int], seconds: float, storage: str) -> dict[t
                     levels, seconds, data_dir, storage, connector.url, server_cpus, other_cpus
                 )
             )
+            index = _sample_index(Path(data_dir) / "sample-index")
+            results.update(
+                await measure_telemetry(
+                    [LOCAL_LEVEL], seconds, data_dir, storage, connector.url, server_cpus, other_cpus,
+                    TRACING_LOCAL, index,
+                )
+            )  # fmt: skip
     return results
 
 
@@ -436,10 +467,12 @@ async def measure_telemetry(
     connector_url: str,
     cpus: set[int] | None,
     other_cpus: set[int] | None,
+    tracing: dict[str, tuple[str, dict[str, str] | None]] = TRACING,
+    index: Path | None = None,
 ) -> dict[tuple[str, int], Result]:
-    """ragbot with telemetry off and traced at the rates of TRACING, all servers up at once and loaded in
+    """ragbot with telemetry off and traced as `tracing` says, all servers up at once and loaded in
     turn, ROUNDS times each: on a shared machine the load drifts over a minute, and taking the rounds in
-    alternation puts the same drift on all of them."""
+    alternation puts the same drift on all of them. `index`: a local index file each server answers from."""
     results: dict[tuple[str, int], Result] = {}
     async with Process("otlp", cpus=other_cpus) as otlp:  # the collector's work is not the bot's
         exported = {
@@ -449,9 +482,11 @@ async def measure_telemetry(
         }
         async with contextlib.AsyncExitStack() as stack:
             servers = {}
-            for kind, (_, settings) in TRACING.items():
+            for kind, (_, settings) in tracing.items():
                 folder = Path(data_dir) / kind
                 folder.mkdir()  # one SQLite state file per server
+                if index is not None:
+                    shutil.copy(index, folder / index.name)
                 env = None if settings is None else {**exported, **settings}
                 servers[kind] = await stack.enter_async_context(
                     Process(kind, str(folder), storage, cpus=cpus, env=env)
@@ -461,12 +496,12 @@ async def measure_telemetry(
                 for _ in range(ROUNDS):
                     for kind, server in servers.items():
                         await load(server.url, connector_url + "/", conversations, min(1.0, seconds / 3), 0.0)
-                        if TRACING[kind][1] is not None:
+                        if tracing[kind][1] is not None:
                             await asyncio.sleep(EXPORT_WAIT_S)  # the warm-up's spans are in
                         cpu, spans = server.cpu_seconds(), await _spans_received(otlp.url)
                         result = await load(server.url, connector_url + "/", conversations, seconds / 2, 0.0)
                         result.cpu_ms_per_turn = (server.cpu_seconds() - cpu) * 1000 / max(1, result.turns)
-                        if TRACING[kind][1] is not None:
+                        if tracing[kind][1] is not None:
                             await asyncio.sleep(EXPORT_WAIT_S)  # the last batch of the run is exported
                             result.spans_per_turn = (await _spans_received(otlp.url) - spans) / max(
                                 1, result.turns
@@ -475,6 +510,14 @@ async def measure_telemetry(
                 for kind, done in runs.items():
                     results[(kind, conversations)] = _median(done)
     return results
+
+
+def _sample_index(folder: Path) -> Path:
+    """The sample documents indexed as `make run` indexes them (`ragbot index`, local store)."""
+    env = {**os.environ, "RAGBOT_DATA_DIR": str(folder)}
+    command = [sys.executable, "-m", "ragbot", "index", str(SAMPLES)]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    return folder / "index.sqlite"
 
 
 def _median(runs: list[Result]) -> Result:
@@ -525,6 +568,29 @@ def _against_stock(figure: str, baseline: str, ragbot: Result, stock: Result, no
     )
 
 
+def _tracing_rows(
+    results: dict[tuple[str, int], Result],
+    level: int,
+    tracing: dict[str, tuple[str, dict[str, str] | None]],
+    off: str,
+) -> list[Row]:
+    """One row per traced server of `tracing`, against its server `off` (telemetry off), same run."""
+    rows: list[Row] = []
+    untraced = results.get((off, level))
+    for kind, (label, settings) in tracing.items():
+        traced = results.get((kind, level))
+        figure = f"ragbot, {label}, OTLP export, {level} conv."
+        if traced and untraced and settings is not None:
+            note = (
+                f"median of {ROUNDS} alternating runs; server CPU/turn {traced.cpu_ms_per_turn:.2f} ms, "
+                f"off {untraced.cpu_ms_per_turn:.2f} ms; {traced.spans_per_turn:.2f} spans/turn "
+                "received; "
+                f"p50/p99 {traced.p50_ms:.1f}/{traced.p99_ms:.1f} ms"
+            )
+            rows.append(_against_stock(figure, "ragbot, telemetry off", traced, untraced, note))
+    return rows
+
+
 def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
     rows: list[Row] = []
     levels = sorted({level for _, level in results})
@@ -547,18 +613,8 @@ def to_rows(results: dict[tuple[str, int], Result], storage: str) -> list[Row]:
             )
             figure = f"ragbot with typing indicator, {level} conv."
             rows.append(_against_stock(figure, "stock with ShowTypingMiddleware", typing, stock_typing, note))
-        untraced = results.get(("ragbot-untraced", level))
-        for kind, (label, settings) in TRACING.items():
-            traced = results.get((kind, level))
-            figure = f"ragbot, {label}, OTLP export, {level} conv."
-            if traced and untraced and settings is not None:
-                note = (
-                    f"median of {ROUNDS} alternating runs; server CPU/turn {traced.cpu_ms_per_turn:.2f} ms, "
-                    f"off {untraced.cpu_ms_per_turn:.2f} ms; {traced.spans_per_turn:.2f} spans/turn "
-                    "received; "
-                    f"p50/p99 {traced.p50_ms:.1f}/{traced.p99_ms:.1f} ms"
-                )
-                rows.append(_against_stock(figure, "ragbot, telemetry off", traced, untraced, note))
+        for table, off in ((TRACING, "ragbot-untraced"), (TRACING_LOCAL, "ragbot-local-untraced")):
+            rows += _tracing_rows(results, level, table, off)
         agents, stock_agents = results.get(("agents", level)), results.get(("stock-agents", level))
         if agents and stock_agents:
             note = (
