@@ -22,15 +22,13 @@ from hypothesis import strategies as st
 
 from rag.azure.on_your_data import OnYourDataAnswerer
 from rag.contract import Asker
-from rag.documents import Chunk
 from rag.factory import build_answerer
-from rag.local.embedder import LocalEmbedder
-from rag.local.store import LocalStore
 from rag.settings import AzureOpenAISettings, AzureSearchSettings, RagSettings, Settings
 from tests.azure.azure_fake import Reply
 from tests.bot.conftest import Bot, MakeBot
 from tests.bot.fakes import FakeConnector, activity
 from tests.fuzzing import fuzz_settings
+from tests.local_index import write_passages
 from tests.reliability.processes import logged, start_serve
 from tests.reliability.upstream import OPENAI_KEY, SEARCH_KEY, Upstream, oyd_settings
 
@@ -84,21 +82,8 @@ USER_TEXT = st.one_of(
 
 @pytest.fixture(scope="module")
 def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("secure-index")
-    embedder = LocalEmbedder()
-    with LocalStore(data_dir / "index.sqlite") as store:
-        for filepath, title, groups, text in PASSAGES:
-            chunk = Chunk(
-                id=f"{filepath}#0",
-                content=text,
-                title=title,
-                filepath=filepath,
-                chunk_id="0",
-                content_hash=filepath,
-                group_ids=groups,
-            )
-            store.replace_file(filepath, [chunk], embedder.embed_sync([f"{title}\n{text}"]))
-    return data_dir
+    passages = [(filepath, title, text, groups) for filepath, title, groups, text in PASSAGES]
+    return write_passages(tmp_path_factory.mktemp("secure-index"), passages)
 
 
 def local_settings(data_dir: Path) -> Settings:

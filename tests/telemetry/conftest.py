@@ -18,10 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 
 from rag import http_sessions, telemetry
-from rag.documents import Chunk
-from rag.local.embedder import LocalEmbedder
-from rag.local.store import LocalStore
 from tests.bot.conftest import bot_host, connector, make_bot  # noqa: F401  (fixtures shared with the bot suite)
+from tests.local_index import write_passages
 
 QUESTION = "How do I reset my VPN token on a laptop?"
 PASSAGES = [
@@ -75,20 +73,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="package")
 def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("traced-index")
-    embedder = LocalEmbedder()
-    with LocalStore(data_dir / "index.sqlite") as store:
-        for filepath, title, text in PASSAGES:
-            chunk = Chunk(
-                id=f"{filepath}#0",
-                content=text,
-                title=title,
-                filepath=filepath,
-                chunk_id="0",
-                content_hash=filepath,
-            )
-            store.replace_file(filepath, [chunk], embedder.embed_sync([f"{title}\n{text}"]))
-    return data_dir
+    passages = [(filepath, title, text, ()) for filepath, title, text in PASSAGES]
+    return write_passages(tmp_path_factory.mktemp("traced-index"), passages)
 
 
 def recording(
